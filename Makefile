@@ -1,0 +1,36 @@
+# The two commands of the README. Each installs what is missing (apt-get),
+# configures, builds and runs.
+#   make demo   - the samples on every available device, verified
+#   make test   - the whole GoogleTest suite through ctest
+BUILD_DIR ?= build
+PRESET    ?= release
+JOBS      ?= $(shell nproc)
+
+.PHONY: all demo test build configure deps clean format
+
+all: build
+
+deps:
+	@bash .ci/install-deps
+
+$(BUILD_DIR)/CMakeCache.txt: | deps
+	cmake --preset $(PRESET)
+
+configure: deps $(BUILD_DIR)/CMakeCache.txt
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: build
+	@echo "== usm demo: every sample on every device, checked against the CPU =="
+	$(BUILD_DIR)/samples/saxpy
+	$(BUILD_DIR)/samples/heat2d
+
+test: build
+	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 600
+
+format:
+	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,135 @@
+// backends/opencl/opencl_device.hpp - one opened OpenCL device.
+//
+// Per device: its own cl_context, an in-order compute queue (launches) and a
+// separate in-order transfer queue (uploads, downloads), each with a timeline
+// of sync points (sync_point::queue 0 = compute, 1 = transfer). Mirrors are
+// coarse-grained SVM allocations.
+//
+// /* --- locks, in the order they are taken --- */
+//
+//   1. opencl_kernel::arguments_lock  - a cl_kernel's arguments are state shared
+//      by every launch of it: held from the first clSetKernelArg* to the
+//      clEnqueueNDRangeKernel that consumes them.
+//   2. queue::submit_lock             - serialises enqueue + timeline::record on
+//      one queue so serials follow the queue's order. The core already makes
+//      one submitting call at a time; the lock keeps the backend correct
+//      without relying on that.
+//   3. timeline's mutex               - counters and pending events; never held
+//      across a blocking driver call.
+//
+// Waiting calls (reached, wait, wait_idle) take only 3; builds take none.
+// Nothing here calls back into the core, so all of these rank below the
+// core's "context" lock.
+#pragma once
+
+#include <CL/cl.h>
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/opencl/opencl_handle.hpp"
+#include "backends/opencl/opencl_timeline.hpp"
+#include "core/device_interface.hpp"
+
+namespace usm::detail::opencl {
+
+class opencl_device;
+class opencl_kernel;
+
+/// A mirror: one coarse-grained SVM allocation (clSVMAlloc) of the device's
+/// context. SVM rather than cl_mem buffers because a launch passes a pointer
+/// into the middle of a mirror: clSetKernelArgSVMPointer takes any address
+/// inside an SVM allocation, whereas a cl_mem argument can only be offset by
+/// a sub-buffer whose origin is a multiple of CL_DEVICE_MEM_BASE_ADDR_ALIGN
+/// (128 bytes on PoCL, up to 4 KiB on GPUs), and a float array may start at
+/// any multiple of 4.
+class svm_mirror final : public device_mirror {
+public:
+    /// Takes ownership of `base` (allocated by clSVMAlloc in `context`, of
+    /// `bytes` bytes) and of the `context` reference, which keeps the context
+    /// alive for clSVMFree even if the device is closed first.
+    svm_mirror(const opencl_device& owner, context_handle context, void* base, std::size_t bytes) noexcept
+        : device_mirror(bytes), m_owner(&owner), m_context(std::move(context)), m_base(base) {}
+    /// clSVMFree. The core destroys a mirror only after every sync point that
+    /// used it is reached (device_interface.hpp), and clSVMFree does not wait.
+    ~svm_mirror() override;
+
+    /// The device address of byte 0 (an SVM pointer, also the kernel argument).
+    std::byte* base() const noexcept { return static_cast<std::byte*>(m_base); }
+    /// The device that made it; compared, never dereferenced.
+    const opencl_device* owner() const noexcept { return m_owner; }
+
+private:
+    const opencl_device* m_owner;
+    context_handle m_context;
+    void* m_base;
+};
+
+/// One opened device; see the file comment for queues and locks.
+class opencl_device final : public device_backend {
+public:
+    /// Opens `device` of `platform`: a context and two in-order queues.
+    /// `driver` is kept alive as long as the device. Throws usm::error naming
+    /// the failed call (out_of_memory, unsupported, device_lost); on throw
+    /// nothing is left allocated.
+    opencl_device(std::shared_ptr<const driver> driver, cl_platform_id platform, cl_device_id device);
+    /// Waits for both queues (clFinish), then releases the queues and the
+    /// context. Mirrors still alive keep the context until they are freed.
+    ~opencl_device() override;
+
+    const device_properties& properties() const noexcept override { return m_properties; }
+    std::unique_ptr<device_mirror> create_mirror(std::size_t bytes) override;
+    sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
+                      std::span<const sync_point> wait_for) override;
+    void download(std::span<const download_op> copies, std::span<const sync_point> wait_for) override;
+    std::unique_ptr<compiled_kernel> build_spirv(std::span<const std::uint32_t> words, std::string_view entry) override;
+    std::unique_ptr<compiled_kernel> build_opencl_c(std::string_view source, std::string_view options,
+                                                    std::string_view entry) override;
+    sync_point launch(compiled_kernel& kernel, dims grid, dims group, std::span<const bound_arg> args,
+                      std::span<const sync_point> wait_for) override;
+    bool reached(sync_point point) override;
+    void wait(sync_point point) override;
+    void wait_idle() noexcept override;
+
+    const std::string& name() const noexcept { return m_properties.name; }
+
+private:
+    /// sync_point::queue values.
+    static constexpr std::uint32_t compute_queue = 0;
+    static constexpr std::uint32_t transfer_queue = 1;
+
+    struct queue {
+        queue(const char* queue_name, device_health& health) noexcept : points(queue_name, health) {}
+        queue_handle handle;
+        std::mutex submit_lock;
+        timeline points;
+    };
+
+    // The queue a sync point belongs to; invalid_argument for an unknown one.
+    queue& queue_of(sync_point point);
+    // Event references for `wait_for`, for a command about to be enqueued on
+    // `target`. Points of `target` itself are left out: the queue is in order.
+    std::vector<event_handle> wait_events(std::span<const sync_point> wait_for, std::uint32_t target);
+    // The mirror as this device's SVM mirror, or invalid_argument.
+    svm_mirror& own_mirror(device_mirror* mirror, const char* operation) const;
+    // invalid_argument unless grid and group are non-zero and `group` fits
+    // the device and `kernel`. (grid * group, two 32-bit factors, always
+    // fits in a 64-bit size_t.)
+    void check_geometry(const opencl_kernel& kernel, dims grid, dims group) const;
+
+    std::shared_ptr<const driver> m_driver;
+    cl_device_id m_device;
+    device_properties m_properties;
+    std::size_t m_max_group_size = 0;             // CL_DEVICE_MAX_WORK_GROUP_SIZE
+    std::vector<std::size_t> m_max_group_extent;  // CL_DEVICE_MAX_WORK_ITEM_SIZES
+    device_health m_health;
+    context_handle m_context;
+    queue m_compute;
+    queue m_transfer;
+};
+
+}  // namespace usm::detail::opencl

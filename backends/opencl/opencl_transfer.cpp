@@ -1,0 +1,225 @@
+// backends/opencl/opencl_transfer.cpp - uploads and downloads on the transfer queue.
+//
+// A batch becomes one run of non-blocking commands on the in-order transfer
+// queue: the first command waits for the batch's wait_for events, the last
+// one's event is the batch's completion, and the queue is flushed once.
+// Copies are clEnqueueSVMMemcpy between host memory and a mirror, zero fills
+// clEnqueueSVMMemFill. Adjacent operations are merged first, so a run of
+// pages that is contiguous on both sides costs one command.
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+
+#include "backends/opencl/opencl_check.hpp"
+#include "backends/opencl/opencl_device.hpp"
+
+namespace usm::detail::opencl {
+
+namespace {
+
+/* --- planning ------------------------------------------------------------- */
+
+// One command: `bytes` at `device` (an SVM address inside `mirror`), with
+// `host` the other end of a copy (null for a fill). `offset` is kept for
+// messages.
+struct region {
+    const svm_mirror* mirror;
+    std::byte* device;
+    std::byte* host;
+    std::size_t bytes;
+    std::size_t offset;
+};
+
+// Sorts regions by device address and merges those of one mirror that
+// continue one another on both sides (two SVM allocations may happen to be
+// adjacent, but one command must not span both). Operations of one batch target disjoint ranges; if they do
+// not, merging could reorder overlapping writes, so the batch is kept as
+// given (in order, unmerged).
+std::vector<region> coalesce(std::vector<region> regions) {
+    std::vector<region> sorted = regions;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const region& a, const region& b) { return std::less<>{}(a.device, b.device); });
+    for (std::size_t i = 1; i < sorted.size(); ++i)
+        if (std::less<>{}(sorted[i].device, sorted[i - 1].device + sorted[i - 1].bytes)) return regions;
+    std::vector<region> merged;
+    merged.reserve(sorted.size());
+    for (const region& r : sorted) {
+        if (!merged.empty()) {
+            region& last = merged.back();
+            const bool device_follows = last.mirror == r.mirror && last.device + last.bytes == r.device;
+            const bool host_follows = last.host == nullptr ? r.host == nullptr : last.host + last.bytes == r.host;
+            if (device_follows && host_follows) {
+                last.bytes += r.bytes;
+                continue;
+            }
+        }
+        merged.push_back(r);
+    }
+    return merged;
+}
+
+// The widest pattern clEnqueueSVMMemFill accepts for a region: a power of two
+// up to 128 bytes that divides both its address and its size.
+std::size_t fill_pattern_size(const region& r) noexcept {
+    const auto address = reinterpret_cast<std::uintptr_t>(r.device);
+    std::size_t pattern = 128;
+    while (pattern > 1 && (address % pattern != 0 || r.bytes % pattern != 0)) pattern /= 2;
+    return pattern;
+}
+
+constexpr unsigned char zeros[128] = {};
+
+}  // namespace
+
+/* --- upload --------------------------------------------------------------- */
+
+sync_point opencl_device::upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
+                                 std::span<const sync_point> wait_for) {
+    // Validate everything before enqueueing anything.
+    std::vector<region> copy_regions;
+    copy_regions.reserve(copies.size());
+    for (std::size_t i = 0; i < copies.size(); ++i) {
+        const upload_op& op = copies[i];
+        const svm_mirror& mirror = own_mirror(op.mirror, "upload");
+        if (op.offset > mirror.bytes() || op.bytes > mirror.bytes() - op.offset)
+            throw_error(errc::out_of_range, "upload on ", name(), ": copy ", i, " [offset ", op.offset, ", +", op.bytes,
+                        ") runs past its mirror of ", describe_bytes(mirror.bytes()));
+        if (op.bytes == 0) continue;
+        if (op.source == nullptr)
+            throw_error(errc::invalid_argument, "upload on ", name(), ": copy ", i, " has no source");
+        // The source is only read; SVM memcpy takes both ends as void*.
+        copy_regions.push_back(
+            {&mirror, mirror.base() + op.offset, const_cast<std::byte*>(op.source), op.bytes, op.offset});
+    }
+    std::vector<region> fill_regions;
+    fill_regions.reserve(fills.size());
+    for (std::size_t i = 0; i < fills.size(); ++i) {
+        const fill_op& op = fills[i];
+        const svm_mirror& mirror = own_mirror(op.mirror, "upload");
+        if (op.offset > mirror.bytes() || op.bytes > mirror.bytes() - op.offset)
+            throw_error(errc::out_of_range, "upload on ", name(), ": fill ", i, " [offset ", op.offset, ", +", op.bytes,
+                        ") runs past its mirror of ", describe_bytes(mirror.bytes()));
+        if (op.bytes != 0) fill_regions.push_back({&mirror, mirror.base() + op.offset, nullptr, op.bytes, op.offset});
+    }
+    copy_regions = coalesce(std::move(copy_regions));
+    fill_regions = coalesce(std::move(fill_regions));
+    m_health.throw_if_lost();
+
+    std::lock_guard submit(m_transfer.submit_lock);
+    const std::vector<event_handle> waits = wait_events(wait_for, transfer_queue);
+    const std::vector<cl_event> wait_list = raw_events(waits);
+    const cl_command_queue transfer = m_transfer.handle.get();
+    const std::size_t commands = fill_regions.size() + copy_regions.size();
+    event_handle done;
+
+    if (commands == 0) {
+        if (wait_list.empty()) return {};  // nothing to do and nothing to wait for: always reached
+        // Still a point that follows wait_for, since the caller may wait on it.
+        check_cl_as(
+            errc::transfer_failed,
+            clEnqueueMarkerWithWaitList(transfer, static_cast<cl_uint>(wait_list.size()), wait_list.data(), done.out()),
+            "clEnqueueMarkerWithWaitList", name(), "an empty upload waiting for ", wait_list.size(), " events");
+    } else {
+        std::size_t issued = 0;
+        // Only the first command waits (the queue is in order) and only the
+        // last one needs an event (its completion implies the others').
+        const auto wait_count = [&] { return issued == 0 ? static_cast<cl_uint>(wait_list.size()) : 0u; };
+        const auto wait_events_of = [&] { return issued == 0 && !wait_list.empty() ? wait_list.data() : nullptr; };
+        const auto completion = [&] { return issued + 1 == commands ? done.out() : nullptr; };
+        try {
+            // Fills first: if a fill and a copy of one batch ever overlap, the
+            // copied bytes are the ones that stay.
+            for (const region& r : fill_regions) {
+                const std::size_t pattern = fill_pattern_size(r);
+                check_cl_as(errc::transfer_failed,
+                            clEnqueueSVMMemFill(transfer, r.device, zeros, pattern, r.bytes, wait_count(),
+                                                wait_events_of(), completion()),
+                            "clEnqueueSVMMemFill", name(), "zero fill of ", describe_bytes(r.bytes),
+                            " at mirror offset ", r.offset, " (pattern of ", pattern, " bytes)");
+                ++issued;
+            }
+            for (const region& r : copy_regions) {
+                check_cl_as(errc::transfer_failed,
+                            clEnqueueSVMMemcpy(transfer, CL_FALSE, r.device, r.host, r.bytes, wait_count(),
+                                               wait_events_of(), completion()),
+                            "clEnqueueSVMMemcpy", name(), "upload of ", describe_bytes(r.bytes), " from host ",
+                            static_cast<void*>(r.host), " to mirror offset ", r.offset);
+                ++issued;
+            }
+        } catch (...) {
+            // Commands already enqueued still read the sources, which the
+            // core may reuse once this throws: let them finish first.
+            const cl_int finished = issued > 0 ? clFinish(transfer) : CL_SUCCESS;
+            if (finished != CL_SUCCESS) m_health.mark_lost(finished, "clFinish after a failed upload failed");
+            throw;
+        }
+    }
+    const std::uint64_t serial = m_transfer.points.record(std::move(done));
+    const cl_int flushed = clFlush(transfer);
+    if (flushed != CL_SUCCESS) {
+        m_health.mark_lost(flushed, "clFlush of the transfer queue failed");
+        throw_cl(errc::device_lost, flushed, "clFlush", name(), "after an upload of ", commands, " commands");
+    }
+    return {transfer_queue, serial};
+}
+
+/* --- download ------------------------------------------------------------- */
+
+void opencl_device::download(std::span<const download_op> copies, std::span<const sync_point> wait_for) {
+    std::vector<region> regions;
+    regions.reserve(copies.size());
+    for (std::size_t i = 0; i < copies.size(); ++i) {
+        const download_op& op = copies[i];
+        const svm_mirror& mirror = own_mirror(op.mirror, "download");
+        if (op.offset > mirror.bytes() || op.bytes > mirror.bytes() - op.offset)
+            throw_error(errc::out_of_range, "download on ", name(), ": copy ", i, " [offset ", op.offset, ", +",
+                        op.bytes, ") runs past its mirror of ", describe_bytes(mirror.bytes()));
+        if (op.bytes == 0) continue;
+        if (op.destination == nullptr)
+            throw_error(errc::invalid_argument, "download on ", name(), ": copy ", i, " has no destination");
+        regions.push_back({&mirror, mirror.base() + op.offset, op.destination, op.bytes, op.offset});
+    }
+    regions = coalesce(std::move(regions));
+    if (regions.empty()) return;  // nothing to deliver, so nothing to wait for
+    m_health.throw_if_lost();
+
+    event_handle done;
+    {
+        std::lock_guard submit(m_transfer.submit_lock);
+        const std::vector<event_handle> waits = wait_events(wait_for, transfer_queue);
+        const std::vector<cl_event> wait_list = raw_events(waits);
+        const cl_command_queue transfer = m_transfer.handle.get();
+        std::size_t issued = 0;
+        try {
+            for (const region& r : regions) {
+                const bool first = issued == 0;
+                const bool last = issued + 1 == regions.size();
+                check_cl_as(errc::transfer_failed,
+                            clEnqueueSVMMemcpy(transfer, CL_FALSE, r.host, r.device, r.bytes,
+                                               first ? static_cast<cl_uint>(wait_list.size()) : 0u,
+                                               first && !wait_list.empty() ? wait_list.data() : nullptr,
+                                               last ? done.out() : nullptr),
+                            "clEnqueueSVMMemcpy", name(), "download of ", describe_bytes(r.bytes),
+                            " from mirror offset ", r.offset, " to host ", static_cast<void*>(r.host));
+                ++issued;
+            }
+        } catch (...) {
+            // Do not return while enqueued copies may still write the host.
+            const cl_int finished = issued > 0 ? clFinish(transfer) : CL_SUCCESS;
+            if (finished != CL_SUCCESS) m_health.mark_lost(finished, "clFinish after a failed download failed");
+            throw;
+        }
+    }
+    // Synchronous per the contract. clWaitForEvents flushes the queue.
+    const cl_event raw = done.get();
+    const cl_int waited = clWaitForEvents(1, &raw);
+    if (waited != CL_SUCCESS) {
+        cl_int cause = waited;
+        if (waited == CL_EXEC_STATUS_ERROR_FOR_EVENTS_IN_WAIT_LIST)
+            clGetEventInfo(raw, CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof cause, &cause, nullptr);
+        m_health.mark_lost(cause, "a download on the transfer queue failed");
+        throw_cl(errc::device_lost, cause, "clWaitForEvents", name(), "download of ", regions.size(), " regions");
+    }
+}
+
+}  // namespace usm::detail::opencl

@@ -1,0 +1,215 @@
+// backends/vulkan/vulkan_memory.cpp - memory type choice, device mirrors and
+// the staging pool.
+#include "backends/vulkan/vulkan_memory.hpp"
+
+#include <algorithm>
+#include <bit>
+
+namespace usm::detail::vulkan {
+
+std::optional<std::uint32_t> find_memory_type(const vk::PhysicalDeviceMemoryProperties& memory, std::uint32_t type_bits,
+                                              vk::MemoryPropertyFlags required, vk::MemoryPropertyFlags preferred,
+                                              vk::MemoryPropertyFlags avoided) {
+    std::optional<std::uint32_t> best;
+    int best_score = -1;
+    for (std::uint32_t i = 0; i < memory.memoryTypeCount; ++i) {
+        if ((type_bits & (1u << i)) == 0) continue;
+        const vk::MemoryPropertyFlags flags = memory.memoryTypes[i].propertyFlags;
+        if ((flags & required) != required) continue;
+        // Each preferred flag present and each avoided flag absent scores;
+        // ties keep the driver's order, which lists faster types first.
+        const int score = std::popcount(static_cast<VkMemoryPropertyFlags>(flags & preferred)) * 2 +
+                          (static_cast<VkMemoryPropertyFlags>(flags & avoided) == 0 ? 1 : 0);
+        if (score > best_score) {
+            best = i;
+            best_score = score;
+        }
+    }
+    return best;
+}
+
+/* --- mirrors -------------------------------------------------------------------- */
+
+mirror::mirror(std::shared_ptr<const logical_device> device, std::size_t bytes)
+    : device_mirror(bytes), m_device(std::move(device)) {
+    const logical_device& dev = *m_device;
+    const vk::Device handle = dev.device();
+    if (bytes == 0) throw_error(errc::invalid_argument, "create_mirror on ", dev.name, ": size 0");
+    if (bytes > dev.max_allocation()) {
+        throw_error(errc::unsupported, "create_mirror on ", dev.name, ": ", format_bytes(bytes), " (", bytes,
+                    " bytes) exceeds the largest buffer the device allows: maxMemoryAllocationSize ",
+                    dev.max_memory_allocation,
+                    dev.max_buffer_size ? concat(", maxBufferSize ", *dev.max_buffer_size) : std::string());
+    }
+
+    // Both queues touch mirrors; with two families the buffer is shared
+    // concurrently instead of transferring ownership on every migration.
+    const std::uint32_t families[2] = {dev.compute_family, dev.transfer_family};
+    const vk::BufferCreateInfo buffer_info(
+        {}, bytes,
+        vk::BufferUsageFlagBits::eStorageBuffer | vk::BufferUsageFlagBits::eTransferSrc |
+            vk::BufferUsageFlagBits::eTransferDst | vk::BufferUsageFlagBits::eShaderDeviceAddress,
+        dev.families_differ() ? vk::SharingMode::eConcurrent : vk::SharingMode::eExclusive,
+        dev.families_differ() ? 2u : 0u, dev.families_differ() ? families : nullptr);
+    m_buffer = take_vk(handle.createBufferUnique(buffer_info), errc::out_of_memory, "vkCreateBuffer", dev.name,
+                       "mirror of ", format_bytes(bytes));
+
+    const auto requirements_chain =
+        handle.getBufferMemoryRequirements2<vk::MemoryRequirements2, vk::MemoryDedicatedRequirements>(
+            vk::BufferMemoryRequirementsInfo2(*m_buffer));
+    const vk::MemoryRequirements requirements = requirements_chain.get<vk::MemoryRequirements2>().memoryRequirements;
+    const auto& dedicated = requirements_chain.get<vk::MemoryDedicatedRequirements>();
+    if (requirements.size > dev.max_memory_allocation)
+        throw_error(errc::unsupported, "create_mirror on ", dev.name, ": a ", format_bytes(bytes), " buffer needs ",
+                    requirements.size, " bytes of memory; maxMemoryAllocationSize is ", dev.max_memory_allocation);
+
+    // Device-local; avoid host-visible types where there is a choice, which on
+    // a discrete GPU are the small BAR window.
+    const auto type =
+        find_memory_type(dev.memory, requirements.memoryTypeBits, vk::MemoryPropertyFlagBits::eDeviceLocal, {},
+                         vk::MemoryPropertyFlagBits::eHostVisible);
+    const auto any_type = find_memory_type(dev.memory, requirements.memoryTypeBits, {});
+    if (!type && !any_type)
+        throw_error(errc::unsupported, "create_mirror on ", dev.name, ": no memory type for a storage buffer");
+
+    const vk::MemoryAllocateFlagsInfo flags_info(vk::MemoryAllocateFlagBits::eDeviceAddress);
+    const vk::MemoryDedicatedAllocateInfo dedicated_info({}, *m_buffer, &flags_info);
+    const bool use_dedicated = dedicated.prefersDedicatedAllocation || dedicated.requiresDedicatedAllocation;
+    const vk::MemoryAllocateInfo allocate_info(
+        requirements.size, type ? *type : *any_type,
+        use_dedicated ? static_cast<const void*>(&dedicated_info) : static_cast<const void*>(&flags_info));
+    m_memory = take_vk(handle.allocateMemoryUnique(allocate_info), errc::out_of_memory, "vkAllocateMemory", dev.name,
+                       "mirror of ", format_bytes(bytes), ", memory type ", allocate_info.memoryTypeIndex);
+    check_vk(handle.bindBufferMemory(*m_buffer, *m_memory, 0), errc::out_of_memory, "vkBindBufferMemory", dev.name,
+             "mirror of ", format_bytes(bytes));
+    m_address = handle.getBufferAddress(vk::BufferDeviceAddressInfo(*m_buffer));
+}
+
+mirror& mirror_of(device_mirror* m, const logical_device& device, const char* what) {
+    auto* ours = dynamic_cast<mirror*>(m);
+    if (ours == nullptr)
+        throw_error(errc::invalid_argument, what, " on ", device.name,
+                    m == nullptr ? ": null mirror" : ": the mirror belongs to another backend");
+    if (&ours->device() != &device)
+        throw_error(errc::invalid_argument, what, " on ", device.name, ": the mirror belongs to ", ours->device().name,
+                    " (another device)");
+    return *ours;
+}
+
+/* --- staging pool ------------------------------------------------------------------ */
+
+staging_pool::staging_pool(std::shared_ptr<const logical_device> device, direction dir, sizes limits)
+    : m_device(std::move(device)), m_direction(dir), m_sizes(limits) {}
+
+std::unique_ptr<staging_pool::chunk> staging_pool::allocate_chunk(vk::DeviceSize bytes) {
+    const logical_device& dev = *m_device;
+    const vk::Device handle = dev.device();
+    const bool to_device = m_direction == direction::to_device;
+    const char* what = to_device ? "upload staging" : "download staging";
+    auto made = std::make_unique<chunk>();
+    made->size = bytes;
+
+    // Used only by the transfer queue: exclusive sharing is enough.
+    const vk::BufferCreateInfo buffer_info(
+        {}, bytes, to_device ? vk::BufferUsageFlagBits::eTransferSrc : vk::BufferUsageFlagBits::eTransferDst,
+        vk::SharingMode::eExclusive);
+    made->buffer = take_vk(handle.createBufferUnique(buffer_info), errc::out_of_memory, "vkCreateBuffer", dev.name,
+                           what, " of ", format_bytes(bytes));
+    const vk::MemoryRequirements requirements = handle.getBufferMemoryRequirements(*made->buffer);
+
+    // Coherent, so no flush or invalidate is needed; host-cached memory makes
+    // the CPU's reads of downloads fast; uploads prefer system memory
+    // (not device-local) so the BAR window of a discrete GPU stays free.
+    const vk::MemoryPropertyFlags required =
+        vk::MemoryPropertyFlagBits::eHostVisible | vk::MemoryPropertyFlagBits::eHostCoherent;
+    const auto type = find_memory_type(dev.memory, requirements.memoryTypeBits, required,
+                                       to_device ? vk::MemoryPropertyFlags() : vk::MemoryPropertyFlagBits::eHostCached,
+                                       vk::MemoryPropertyFlagBits::eDeviceLocal);
+    if (!type)
+        throw_error(errc::unsupported, what, " on ", dev.name, ": no host-visible coherent memory type for a buffer");
+    made->memory = take_vk(handle.allocateMemoryUnique(vk::MemoryAllocateInfo(requirements.size, *type)),
+                           errc::out_of_memory, "vkAllocateMemory", dev.name, what, " of ", format_bytes(bytes));
+    check_vk(handle.bindBufferMemory(*made->buffer, *made->memory, 0), errc::out_of_memory, "vkBindBufferMemory",
+             dev.name, what);
+    void* mapped = take_vk(handle.mapMemory(*made->memory, 0, VK_WHOLE_SIZE), errc::out_of_memory, "vkMapMemory",
+                           dev.name, what, " of ", format_bytes(bytes));
+    made->mapped = static_cast<std::byte*>(mapped);  // unmapped when the memory is freed
+    return made;
+}
+
+staging_pool::chunk* staging_pool::find_idle(std::uint64_t done) noexcept {
+    for (const auto& c : m_chunks)
+        if (!c->pending && c->busy_until <= done) return c.get();
+    return nullptr;
+}
+
+std::optional<staging_pool::slice> staging_pool::reserve(vk::DeviceSize wanted, vk::DeviceSize align,
+                                                         const std::function<std::uint64_t()>& completed) {
+    const auto aligned = [align](vk::DeviceSize at) { return (at + align - 1) / align * align; };
+    // Leftovers smaller than this are skipped rather than cut into slivers.
+    const vk::DeviceSize useful = std::min<vk::DeviceSize>(wanted, 64 << 10);
+    const auto fits = [&](const chunk* c) { return c != nullptr && aligned(c->used) + useful <= c->size; };
+
+    chunk* c = m_current;
+    // The common case, a batch filling its current chunk, asks the timeline
+    // nothing; only rewinding a chunk needs to know what has completed.
+    if (!(c != nullptr && c->pending && fits(c))) {
+        const std::uint64_t done = completed();
+        if (c != nullptr && !c->pending && c->busy_until <= done) c->used = 0;  // idle: rewind
+        if (!fits(c)) {
+            c = find_idle(done);
+            if (c == nullptr && m_total + m_sizes.chunk <= m_sizes.cap) {
+                try {
+                    m_chunks.push_back(allocate_chunk(m_sizes.chunk));
+                } catch (const error& e) {
+                    // With chunks in flight, waiting for one beats failing.
+                    if (e.kind() != errc::out_of_memory || oldest_busy() == 0) throw;
+                    return std::nullopt;
+                }
+                c = m_chunks.back().get();
+                m_total += c->size;
+            }
+            if (c == nullptr) return std::nullopt;
+            c->used = 0;  // idle or new (find_idle never returns a pending chunk)
+            m_current = c;
+        }
+    }
+    const vk::DeviceSize offset = aligned(c->used);
+    const vk::DeviceSize bytes = std::min(wanted, c->size - offset);
+    c->used = offset + bytes;
+    c->pending = true;
+    return slice{c, offset, bytes};
+}
+
+void staging_pool::submitted(std::uint64_t value) noexcept {
+    for (const auto& c : m_chunks) {
+        if (!c->pending) continue;
+        c->pending = false;
+        c->busy_until = value;
+    }
+}
+
+void staging_pool::abandoned() noexcept {
+    for (const auto& c : m_chunks) c->pending = false;
+}
+
+std::uint64_t staging_pool::oldest_busy() const noexcept {
+    std::uint64_t oldest = 0;
+    for (const auto& c : m_chunks)
+        if (!c->pending && c->busy_until != 0 && (oldest == 0 || c->busy_until < oldest)) oldest = c->busy_until;
+    return oldest;
+}
+
+void staging_pool::trim(std::uint64_t done) noexcept {
+    for (auto it = m_chunks.begin(); it != m_chunks.end() && m_total > m_sizes.retain;) {
+        chunk* c = it->get();
+        if (c != m_current && !c->pending && c->busy_until <= done) {
+            m_total -= c->size;
+            it = m_chunks.erase(it);
+        } else {
+            ++it;
+        }
+    }
+}
+
+}  // namespace usm::detail::vulkan

@@ -1,0 +1,282 @@
+// core/coherence.cpp - copy-state transitions for host faults and launches.
+#include "core/coherence.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "core/diagnostics.hpp"
+
+namespace usm::detail {
+
+/* --- helpers ------------------------------------------------------------ */
+
+namespace {
+
+/// Appends page `page` to a list of byte runs, extending the last run when
+/// contiguous. T is upload_op, download_op or fill_op.
+template <class Op, class Make>
+void append_page(std::vector<Op>& ops, device_mirror* mirror, std::size_t page, Make&& make) {
+    const std::size_t offset = page << page_shift;
+    if (!ops.empty()) {
+        Op& last = ops.back();
+        if (last.mirror == mirror && last.offset + last.bytes == offset) {
+            last.bytes += page_size;
+            return;
+        }
+    }
+    ops.push_back(make(offset));
+}
+
+}  // namespace
+
+std::vector<range_request> merge_requests(std::vector<range_request> requests) {
+    std::erase_if(requests, [](const range_request& r) { return r.first_page >= r.end_page; });
+    std::sort(requests.begin(), requests.end(), [](const range_request& x, const range_request& y) {
+        return x.alloc != y.alloc ? std::less<>()(x.alloc, y.alloc) : x.first_page < y.first_page;
+    });
+    std::vector<range_request> merged;
+    for (std::size_t i = 0; i < requests.size();) {
+        // One allocation at a time: cut at every boundary, OR the modes.
+        std::size_t j = i;
+        std::vector<std::size_t> cuts;
+        for (; j < requests.size() && requests[j].alloc == requests[i].alloc; ++j) {
+            cuts.push_back(requests[j].first_page);
+            cuts.push_back(requests[j].end_page);
+        }
+        std::sort(cuts.begin(), cuts.end());
+        cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+        for (std::size_t c = 0; c + 1 < cuts.size(); ++c) {
+            range_request piece{requests[i].alloc, cuts[c], cuts[c + 1], false, false};
+            for (std::size_t k = i; k < j; ++k) {
+                if (requests[k].first_page <= piece.first_page && piece.end_page <= requests[k].end_page) {
+                    piece.reads |= requests[k].reads;
+                    piece.writes |= requests[k].writes;
+                }
+            }
+            if (!piece.reads && !piece.writes) continue;
+            if (!merged.empty() && merged.back().alloc == piece.alloc && merged.back().end_page == piece.first_page &&
+                merged.back().reads == piece.reads && merged.back().writes == piece.writes)
+                merged.back().end_page = piece.end_page;
+            else
+                merged.push_back(piece);
+        }
+        i = j;
+    }
+    return merged;
+}
+
+/* --- host protection ---------------------------------------------------- */
+
+void coherence::apply_host_protection(const allocation& a, std::size_t first, std::size_t end) {
+    std::size_t run = first;
+    while (run < end) {
+        const protection p = a.pages[run].host_protection();
+        std::size_t stop = run + 1;
+        while (stop < end && a.pages[stop].host_protection() == p) ++stop;
+        m_space.protect(a.page_address(run), (stop - run) << page_shift, p);
+        run = stop;
+    }
+}
+
+void coherence::init_allocation(allocation& a) {
+    a.pages.assign(a.page_count, page_state{});
+    apply_host_protection(a, 0, a.page_count);
+}
+
+/* --- device -> host ----------------------------------------------------- */
+
+void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages) {
+    // Group by the device each page comes from (the lowest one holding it),
+    // one download batch per device.
+    for (location from = 1; from < max_locations; ++from) {
+        std::vector<download_op> ops;
+        std::size_t count = 0;
+        for (std::size_t page : pages) {
+            const page_state& st = a.pages[page];
+            if (st.valid_at(host_location) || st.any_valid_except(host_location) != from) continue;
+            append_page(ops, a.mirrors[from].get(), page, [&](std::size_t offset) {
+                return download_op{a.mirrors[from].get(), offset, m_space.alias_of(a.base + offset), page_size};
+            });
+            ++count;
+        }
+        if (ops.empty()) continue;
+        device_slot* dev = m_devices[from];
+        const sync_point producer[] = {a.last_write[from]};
+        // Invariant 7: the bytes land in the alias; the view opens afterwards.
+        dev->backend->download(ops, producer);
+        for (std::size_t page : pages)
+            if (a.pages[page].any_valid_except(host_location) == from) a.pages[page].valid |= bit(host_location);
+        m_counters.pages_to_host += count;
+        m_counters.bytes_to_host += count * page_size;
+        ++m_counters.transfer_batches;
+    }
+}
+
+/* --- host faults -------------------------------------------------------- */
+
+std::vector<pending_wait> coherence::resolve_host_fault(allocation& a, std::size_t page, host_access kind,
+                                                        const inflight_tracker& inflight) {
+    const page_state st = a.pages[page];
+    // Without a hardware hint, a fault on a page the host may already read
+    // can only be a write.
+    const bool write = kind == host_access::write || (kind == host_access::unknown && st.valid_at(host_location));
+
+    // Another thread may have resolved it between the fault and the lock.
+    if (!write && st.valid_at(host_location)) {
+        apply_host_protection(a, page, page + 1);
+        return {};
+    }
+    if (write && st.state_at(host_location) == copy_state::exclusive && !st.zero) {
+        apply_host_protection(a, page, page + 1);
+        return {};
+    }
+
+    if (auto waits = inflight.conflicts(a, page, page + 1, write, host_location); !waits.empty()) return waits;
+
+    if (write && st.zero && st.valid == bit(host_location)) {
+        // A first write to fresh memory: nothing to copy, so open the whole
+        // aligned block of fresh host-only pages at once.
+        const std::size_t first = page & ~(m_grant_pages - 1);
+        const std::size_t end = std::min(first + m_grant_pages, a.page_count);
+        for (std::size_t q = first; q < end; ++q)
+            if (a.pages[q].zero && a.pages[q].valid == bit(host_location)) a.pages[q].zero = false;
+        apply_host_protection(a, first, end);
+        return {};
+    }
+
+    if (!st.valid_at(host_location)) {
+        const std::size_t one[] = {page};
+        fetch_to_host(a, one);
+    }
+    if (write) {
+        a.pages[page].valid = bit(host_location);  // every other copy is now stale
+        a.pages[page].zero = false;
+    }
+    apply_host_protection(a, page, page + 1);
+    return {};
+}
+
+/* --- launches ----------------------------------------------------------- */
+
+std::vector<pending_wait> coherence::launch_conflicts(std::span<const range_request> ranges, location where,
+                                                      const inflight_tracker& inflight) const {
+    std::vector<pending_wait> waits;
+    for (const range_request& r : ranges) {
+        auto more = inflight.conflicts(*r.alloc, r.first_page, r.end_page, r.writes, where);
+        waits.insert(waits.end(), more.begin(), more.end());
+    }
+    return waits;
+}
+
+sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_request> ranges) {
+    const location where = dev.where;
+    for (const range_request& r : ranges)
+        if (!r.alloc->mirrors[where])
+            r.alloc->mirrors[where] = dev.backend->create_mirror(r.alloc->page_count << page_shift);
+
+    // Pages only another device holds come to the host first (there is no
+    // device-to-device path yet); the host keeps a shared copy.
+    for (const range_request& r : ranges) {
+        std::vector<std::size_t> remote;
+        for (std::size_t p = r.first_page; p < r.end_page; ++p) {
+            const page_state& st = r.alloc->pages[p];
+            if (!st.valid_at(where) && !st.valid_at(host_location)) remote.push_back(p);
+        }
+        if (!remote.empty()) {
+            fetch_to_host(*r.alloc, remote);
+            apply_host_protection(*r.alloc, r.first_page, r.end_page);
+        }
+    }
+
+    // Narrow the host's access *before* the upload reads the host copy:
+    // a concurrent host write would otherwise race the copy (invariant 2).
+    for (const range_request& r : ranges) {
+        const allocation& a = *r.alloc;
+        std::size_t run = r.first_page;
+        while (run < r.end_page) {
+            auto target = [&](std::size_t p) {
+                return r.writes ? protection::none : std::min(a.pages[p].host_protection(), protection::read);
+            };
+            const protection p = target(run);
+            std::size_t stop = run + 1;
+            while (stop < r.end_page && target(stop) == p) ++stop;
+            m_space.protect(a.page_address(run), (stop - run) << page_shift, p);
+            run = stop;
+        }
+    }
+
+    std::vector<upload_op> copies;
+    std::vector<fill_op> fills;
+    std::uint64_t copied = 0, filled = 0;
+    for (const range_request& r : ranges) {
+        allocation& a = *r.alloc;
+        device_mirror* mirror = a.mirrors[where].get();
+        for (std::size_t p = r.first_page; p < r.end_page; ++p) {
+            const page_state& st = a.pages[p];
+            if (st.valid_at(where)) continue;
+            if (st.zero) {
+                append_page(fills, mirror, p, [&](std::size_t offset) { return fill_op{mirror, offset, page_size}; });
+                ++filled;
+            } else {
+                append_page(copies, mirror, p, [&](std::size_t offset) {
+                    return upload_op{mirror, offset, m_space.alias_of(a.base + offset), page_size};
+                });
+                ++copied;
+            }
+        }
+    }
+    if (copies.empty() && fills.empty()) return {};
+
+    sync_point staged;
+    try {
+        staged = dev.backend->upload(copies, fills, {});
+    } catch (...) {
+        abandon_launch(ranges);
+        throw;
+    }
+    m_counters.pages_to_device += copied;
+    m_counters.bytes_to_device += copied * page_size;
+    m_counters.pages_zero_filled += filled;
+    ++m_counters.transfer_batches;
+    return staged;
+}
+
+void coherence::commit_launch(location where, std::span<const range_request> ranges, sync_point done) {
+    for (const range_request& r : ranges) {
+        allocation& a = *r.alloc;
+        for (std::size_t p = r.first_page; p < r.end_page; ++p) {
+            page_state& st = a.pages[p];
+            if (r.writes) {
+                st.valid = bit(where);
+                st.zero = false;
+            } else {
+                st.valid |= bit(where);
+            }
+        }
+        if (r.writes) a.last_write[where] = done;
+    }
+}
+
+void coherence::abandon_launch(std::span<const range_request> ranges) noexcept {
+    for (const range_request& r : ranges) {
+        try {
+            apply_host_protection(*r.alloc, r.first_page, r.end_page);
+        } catch (const std::exception& e) {
+            log(log_level::error, "cannot restore host protection after a failed launch: ", e.what());
+        }
+    }
+}
+
+void coherence::check_invariants(const allocation& a) const {
+    for (std::size_t p = 0; p < a.page_count; ++p) {
+        const page_state& st = a.pages[p];
+        if (st.valid == 0)
+            throw std::logic_error(concat("usm invariant 4 broken: page ", p, " of allocation ", a.id, " at ",
+                                          static_cast<void*>(a.page_address(p)), " has no valid copy"));
+        if (st.zero && !st.valid_at(host_location))
+            throw std::logic_error(
+                concat("usm invariant 5 broken: zero page ", p, " of allocation ", a.id, " is not valid on the host"));
+    }
+}
+
+}  // namespace usm::detail

@@ -1,0 +1,109 @@
+// core/coherence.hpp - the coherence protocol: every change of a page's copy
+// states and host protection goes through here.
+//
+// The protocol keeps DESIGN.md's invariants:
+//   1 one writer        - page_state makes "exclusive" mean "the only copy";
+//   2 last write seen   - a location gets a copy only from a valid one, and a
+//                         writer invalidates all others;
+//   3 MMU tells truth   - the view is re-protected from page_state after every
+//                         transition, and narrowed *before* a copy is read;
+//   4 nothing lost      - a failed transfer leaves states untouched, and
+//                         `valid` never becomes empty (asserted);
+//   5 fresh is zero     - new pages carry the zero flag (device: fill);
+//   7 no torn pages     - data lands through the alias before the view opens.
+// All functions run under the context lock. None of them waits for a kernel:
+// they return the work to wait for, and the caller waits without the lock and
+// calls again (the state may have changed meanwhile).
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "core/address_space.hpp"
+#include "core/allocation_table.hpp"
+#include "core/device_slot.hpp"
+#include "core/inflight.hpp"
+#include "usm/stats.hpp"
+
+namespace usm::detail {
+
+/// What a faulting host instruction did; `unknown` where the CPU does not say
+/// (the fault is then served as a read, and a second fault on a readable page
+/// as a write).
+enum class host_access { read, write, unknown };
+
+/// A declared range of a launch, resolved to pages of one allocation.
+struct range_request {
+    allocation* alloc = nullptr;
+    std::size_t first_page = 0;
+    std::size_t end_page = 0;
+    bool reads = false;
+    bool writes = false;
+};
+
+/// Merges requests that overlap on one allocation into disjoint ranges whose
+/// access is the union of the overlapping ones; sorted by allocation and page.
+std::vector<range_request> merge_requests(std::vector<range_request> requests);
+
+class coherence {
+public:
+    /// `devices[l]` is the device at location l (null at the host's index).
+    /// `grant_pages` bounds how many fresh zero pages a host write fault opens
+    /// at once (an aligned block; nothing is copied for them).
+    coherence(address_space& space, usm::stats& counters, std::span<device_slot* const> devices,
+              std::size_t grant_pages) noexcept
+        : m_space(space), m_counters(counters), m_devices(devices), m_grant_pages(grant_pages) {}
+
+    /// Sets a new allocation's pages to fresh zero, valid on the host, and
+    /// protects its view read-only.
+    void init_allocation(allocation& a);
+
+    /// Makes page `page` of `a` host-readable (read) or host-exclusive
+    /// (write). Returns the in-flight work that must complete first; empty
+    /// means resolved. Throws usm::error (transfer_failed, device_lost) with
+    /// the page's state unchanged.
+    std::vector<pending_wait> resolve_host_fault(allocation& a, std::size_t page, host_access kind,
+                                                 const inflight_tracker& inflight);
+
+    /// The in-flight work on other locations that a launch at `where` over
+    /// `ranges` must wait for.
+    std::vector<pending_wait> launch_conflicts(std::span<const range_request> ranges, location where,
+                                               const inflight_tracker& inflight) const;
+
+    /// Makes every page of `ranges` valid on `dev` ahead of a launch: copies
+    /// pages held only by other devices back to the host, narrows the host's
+    /// protection to what the launch allows (so no host write races the copy),
+    /// then submits one upload batch of copies and fills. Returns the batch's
+    /// completion point (empty when nothing moved). States do not change until
+    /// commit_launch. On throw, protections are restored and nothing is lost.
+    sync_point stage_for_launch(device_slot& dev, std::span<const range_request> ranges);
+
+    /// The launch was submitted: pages read become shared with `where`, pages
+    /// written become exclusive to it. `done` is the launch's point.
+    void commit_launch(location where, std::span<const range_request> ranges, sync_point done);
+
+    /// The launch was not submitted: re-protect the host view from the
+    /// (unchanged) states.
+    void abandon_launch(std::span<const range_request> ranges) noexcept;
+
+    /// Checks invariants 1 and 4 on every page of `a` (every page has a valid
+    /// copy; a zero page is valid on the host). Throws std::logic_error naming
+    /// the page when broken. Cheap enough for tests and debug builds.
+    void check_invariants(const allocation& a) const;
+
+private:
+    /// Re-protects the view pages [first, end) of `a` from their states,
+    /// one mprotect per run of equal protection.
+    void apply_host_protection(const allocation& a, std::size_t first, std::size_t end);
+    /// Downloads pages [first, end) of `a` that are not host-valid from a
+    /// device holding them, and marks them host-valid (shared).
+    void fetch_to_host(allocation& a, std::span<const std::size_t> pages);
+
+    address_space& m_space;
+    usm::stats& m_counters;
+    std::span<device_slot* const> m_devices;
+    std::size_t m_grant_pages;
+};
+
+}  // namespace usm::detail

@@ -1,0 +1,286 @@
+// core/context.cpp - context creation and teardown, allocation, host faults.
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+#include "core/context_impl.hpp"
+#include "core/diagnostics.hpp"
+
+namespace usm::detail {
+
+/* --- creation and teardown --------------------------------------------- */
+
+context_impl::context_impl(const context_options& options)
+    : m_pid(::getpid()),
+      m_options(resolve_options(options)),
+      m_space(std::make_unique<address_space>(m_options.va_size)),
+      m_coherence(*m_space, m_stats, m_by_location, m_options.block_size >> page_shift) {
+    std::vector<std::string> reasons;
+    for (const backend_entry& entry : registered_backends()) {
+        if (m_options.backend != "all" && m_options.backend != entry.name) continue;
+        std::string why_not;
+        std::shared_ptr<driver> drv = entry.load(why_not);
+        if (!drv) {
+            reasons.push_back(concat(entry.name, ": ", why_not));
+            continue;
+        }
+        const auto& candidates = drv->candidates();
+        if (candidates.empty()) reasons.push_back(concat(entry.name, ": the driver reports no device"));
+        for (std::size_t i = 0; i < candidates.size(); ++i) {
+            const device_candidate& c = candidates[i];
+            if (!device_selected(m_options.device, entry.name, i, c.name)) {
+                reasons.push_back(
+                    concat(entry.name, " device ", i, " (", c.name, "): not selected by '", m_options.device, "'"));
+                continue;
+            }
+            if (!c.rejected_because.empty()) {
+                reasons.push_back(concat(entry.name, " device ", i, " (", c.name, "): ", c.rejected_because));
+                continue;
+            }
+            if (m_slots.size() + 1 >= max_locations) {
+                log(log_level::warn, "context: more than ", max_locations - 1, " devices; ignoring ", c.name);
+                continue;
+            }
+            try {
+                auto slot = std::make_unique<device_slot>();
+                slot->owner = this;
+                slot->backend = std::shared_ptr<device_backend>(drv->open(i));
+                slot->where = static_cast<location>(m_slots.size() + 1);
+                slot->index = m_slots.size();
+                m_by_location[slot->where] = slot.get();
+                log(log_level::info, "device ", slot->index, ": ", slot->backend->properties().name, " (", entry.name,
+                    ", ", slot->backend->properties().driver, ")");
+                m_slots.push_back(std::move(slot));
+            } catch (const error& e) {
+                reasons.push_back(concat(entry.name, " device ", i, " (", c.name, "): ", e.what()));
+                log(log_level::warn, "cannot open ", entry.name, " device ", c.name, ": ", e.what());
+            }
+        }
+    }
+    if (m_slots.empty() && m_options.require_device) {
+        std::string text = concat("context: no usable device for backend '", m_options.backend, "'");
+        for (const std::string& r : reasons) text += "\n  " + r;
+        throw error(errc::no_device, text);
+    }
+    // Drivers (PoCL's LLVM) install SIGSEGV handlers while they load: put
+    // usm's back on top now that they are loaded.
+    register_fault_range(m_space->view_begin(), m_space->view_end(), this);
+    m_registered = true;
+    ensure_fault_handler_on_top();
+}
+
+context_impl::~context_impl() {
+    // Let in-flight work finish, then take the range away from the handler
+    // before any state it reads is destroyed.
+    std::vector<pending_wait> waits;
+    {
+        std::lock_guard lock(m_lock);
+        waits = m_inflight.all();
+    }
+    for (const pending_wait& w : waits) {
+        try {
+            w.device->wait(w.point);
+        } catch (const std::exception& e) {
+            log(log_level::error, "context teardown: ", e.what());
+        }
+    }
+    for (auto& slot : m_slots) slot->backend->wait_idle();
+    if (m_registered) unregister_fault_range(this);
+    // Mirrors go with their allocations; the address space is unmapped last.
+    std::lock_guard lock(m_lock);
+    std::vector<allocation*> live;
+    m_allocations.for_each([&](allocation& a) { live.push_back(&a); });
+    for (allocation* a : live) m_allocations.remove(*a);
+}
+
+void context_impl::check_process(const char* operation) const {
+    if (::getpid() != m_pid)
+        throw_error(errc::wrong_process, operation, ": this context belongs to process ", m_pid,
+                    "; usm memory is not inherited across fork()");
+}
+
+void context_impl::wait_unlocked(lock_type& lock, std::vector<pending_wait>& waits) {
+    lock.unlock();
+    try {
+        for (const pending_wait& w : waits) w.device->wait(w.point);
+    } catch (...) {
+        lock.lock();
+        throw;
+    }
+    lock.lock();
+    m_stats.kernel_waits += waits.size();
+    waits.clear();
+}
+
+/* --- allocation --------------------------------------------------------- */
+
+void* context_impl::alloc(std::size_t bytes, const placement& where) {
+    check_process("alloc");
+    if (bytes == 0) return nullptr;
+    if (where.where() == placement::kind::device &&
+        std::none_of(m_slots.begin(), m_slots.end(), [&](const auto& s) { return s.get() == where.target(); }))
+        throw_error(errc::invalid_argument, "alloc(", bytes,
+                    " bytes): placement::device names a device of another context");
+    if (bytes > m_space->size())
+        throw_error(errc::address_space_exhausted, "alloc(", format_bytes(bytes), "): larger than the context's ",
+                    format_bytes(m_space->size()), " address space (USM_VA_SIZE or context_options::va_size)");
+
+    const std::size_t pages = round_up_to_pages(bytes) >> page_shift;
+    lock_type lock(m_lock);
+    // One guard page after each allocation: an overrun faults as a stray
+    // access instead of reaching the next allocation.
+    auto base = m_space->carve((pages + 1) << page_shift);
+    if (!base)
+        throw_error(errc::address_space_exhausted, "alloc(", format_bytes(bytes), "): no free run of ",
+                    format_bytes((pages + 1) << page_shift), " left in the context's ", format_bytes(m_space->size()),
+                    " address space (", m_allocations.size(), " live allocations; raise USM_VA_SIZE)");
+
+    auto a = std::make_unique<allocation>();
+    a->base = *base;
+    a->bytes = bytes;
+    a->page_count = pages;
+    a->id = m_next_id++;
+    try {
+        m_coherence.init_allocation(*a);
+        if (where.where() == placement::kind::device) {
+            device_slot& dev = *where.target();
+            const range_request whole{a.get(), 0, pages, true, false};
+            const sync_point filled = m_coherence.stage_for_launch(dev, {&whole, 1});
+            m_coherence.commit_launch(dev.where, {&whole, 1}, {});
+            m_inflight.add({dev.where, dev.backend, filled, {{a.get(), 0, pages, false}}, nullptr});
+        }
+    } catch (...) {
+        m_space->release(*base, (pages + 1) << page_shift);
+        throw;
+    }
+    m_allocations.insert(std::move(a));
+    ++m_stats.allocations;
+    m_stats.bytes_allocated += bytes;
+    return *base;
+}
+
+void context_impl::free(const void* p) {
+    check_process("free");
+    if (p == nullptr) return;
+    lock_type lock(m_lock);
+    for (;;) {
+        allocation* a = m_allocations.find_base(p);
+        if (a == nullptr) {
+            if (m_allocations.was_freed(p)) throw_error(errc::double_free, "free(", p, "): already freed");
+            if (const allocation* inside = m_allocations.find(p))
+                throw_error(errc::not_a_usm_pointer, "free(", p, "): points inside allocation ", inside->id, " at ",
+                            static_cast<const void*>(inside->base), ", not at its start");
+            throw_error(errc::not_a_usm_pointer, "free(", p, "): not an allocation of this context");
+        }
+        m_inflight.retire_completed();
+        auto waits = m_inflight.uses_of(*a);
+        if (waits.empty()) {
+            free_locked(lock, *a);
+            return;
+        }
+        wait_unlocked(lock, waits);
+    }
+}
+
+void context_impl::free_locked(lock_type&, allocation& a) {
+    std::unique_ptr<allocation> gone = m_allocations.remove(a);
+    --m_stats.allocations;
+    m_stats.bytes_allocated -= gone->bytes;
+    m_space->release(gone->base, (gone->page_count + 1) << page_shift);
+    // gone's mirrors are destroyed here; no pending work uses them.
+}
+
+bool context_impl::owns(const void* p) const noexcept {
+    std::lock_guard lock(m_lock);
+    return m_allocations.find(p) != nullptr;
+}
+
+/* --- host faults -------------------------------------------------------- */
+
+bool context_impl::on_host_fault(void* address, host_access kind) noexcept {
+    if (m_lock.held_by_this_thread()) {
+        // usm touched the application view while holding its lock: a bug
+        // that would deadlock. Say so rather than hang.
+        static const char text[] = "usm: internal error: host fault in usm memory while holding the context lock\n";
+        ::write(STDERR_FILENO, text, sizeof text - 1);
+        std::abort();
+    }
+    try {
+        lock_type lock(m_lock);
+        bool counted = false;
+        for (;;) {
+            allocation* a = m_allocations.find(address);
+            if (a == nullptr) return false;  // guard page or freed: a stray access
+            const std::size_t page = a->page_of(address);
+            if (!counted) {
+                const bool write = kind == host_access::write ||
+                                   (kind == host_access::unknown && a->pages[page].valid_at(host_location));
+                ++(write ? m_stats.host_write_faults : m_stats.host_read_faults);
+                counted = true;
+            }
+            m_inflight.retire_completed();
+            auto waits = m_coherence.resolve_host_fault(*a, page, kind, m_inflight);
+            if (waits.empty()) return true;
+            wait_unlocked(lock, waits);
+        }
+    } catch (const std::exception& e) {
+        // The access cannot be served: report it the way the kernel reports
+        // a failed page-in of a mapped file.
+        log(log_level::error, "host ", kind == host_access::write ? "write" : "read", " of ", address,
+            " cannot be served: ", e.what(), "; raising SIGBUS");
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        ::sigaction(SIGBUS, &dfl, nullptr);
+        ::raise(SIGBUS);
+        return true;
+    }
+}
+
+/* --- statistics --------------------------------------------------------- */
+
+usm::stats context_impl::stats() const {
+    std::lock_guard lock(m_lock);
+    return m_stats;
+}
+
+void context_impl::reset_stats() {
+    std::lock_guard lock(m_lock);
+    const usm::stats live{.allocations = m_stats.allocations, .bytes_allocated = m_stats.bytes_allocated};
+    m_stats = live;
+}
+
+void context_impl::check_invariants() const {
+    std::lock_guard lock(m_lock);
+    m_allocations.for_each([&](const allocation& a) { m_coherence.check_invariants(a); });
+}
+
+}  // namespace usm::detail
+
+/* --- the public context ------------------------------------------------- */
+
+namespace usm {
+
+context::context() : context(context_options{}) {}
+
+context::context(const context_options& options) : m_impl(std::make_shared<detail::context_impl>(options)) {
+    for (const auto& slot : m_impl->devices()) m_devices.emplace_back(slot.get());
+}
+
+context::~context() = default;
+
+void* context::alloc_bytes(std::size_t bytes, placement where) { return m_impl->alloc(bytes, where); }
+void context::free_bytes(const void* p) { m_impl->free(p); }
+bool context::owns(const void* p) const noexcept { return m_impl->owns(p); }
+usm::stats context::stats() const { return m_impl->stats(); }
+void context::reset_stats() { m_impl->reset_stats(); }
+
+void context::throw_size_overflow(std::size_t count, std::size_t size) {
+    detail::throw_error(errc::address_space_exhausted, "alloc(", count, " elements of ", size,
+                        " bytes): the size overflows");
+}
+
+}  // namespace usm

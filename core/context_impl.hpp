@@ -1,0 +1,81 @@
+// core/context_impl.hpp - what a usm::context is made of.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/address_space.hpp"
+#include "core/allocation_table.hpp"
+#include "core/coherence.hpp"
+#include "core/device_slot.hpp"
+#include "core/fault_signal.hpp"
+#include "core/inflight.hpp"
+#include "core/lock_order.hpp"
+#include "usm/context.hpp"
+
+namespace usm::detail {
+
+/// context_options after the USM_* environment variables are applied.
+context_options resolve_options(const context_options& given);
+
+/// Whether device `index` of backend `backend_name`, called `name`, passes the
+/// USM_DEVICE-style `filter` (see context_options::device).
+bool device_selected(const std::string& filter, const char* backend_name, std::size_t index, const std::string& name);
+
+class context_impl final : public fault_target {
+public:
+    explicit context_impl(const context_options& options);
+    ~context_impl();
+    context_impl(const context_impl&) = delete;
+    context_impl& operator=(const context_impl&) = delete;
+
+    std::span<const std::unique_ptr<device_slot>> devices() const noexcept { return m_slots; }
+
+    void* alloc(std::size_t bytes, const placement& where);
+    void free(const void* p);
+    bool owns(const void* p) const noexcept;
+
+    kernel load_kernel(device_slot& dev, const spirv& code, std::string_view entry);
+    kernel load_kernel(device_slot& dev, const opencl_c& code, std::string_view entry);
+    event launch(device_slot& dev, const kernel& k, grid g, group l, std::span<const launch_arg> args);
+
+    usm::stats stats() const;
+    void reset_stats();
+
+    /// Checks the page-state invariants of every allocation (tests).
+    void check_invariants() const;
+
+    bool on_host_fault(void* address, host_access kind) noexcept override;
+
+private:
+    using lock_type = std::unique_lock<context_mutex>;
+
+    void check_process(const char* operation) const;
+    /// Waits (without the lock) for `waits`; returns with the lock held again.
+    void wait_unlocked(lock_type& lock, std::vector<pending_wait>& waits);
+    void free_locked(lock_type& lock, allocation& a);
+    /// Resolves a launch's memory arguments to page ranges; throws on bad ones.
+    std::vector<range_request> resolve_ranges(const device_slot& dev, std::span<const launch_arg> args) const;
+
+    pid_t m_pid;
+    context_options m_options;
+    std::unique_ptr<address_space> m_space;
+    std::vector<std::unique_ptr<device_slot>> m_slots;
+    std::array<device_slot*, max_locations> m_by_location{};
+
+    mutable context_mutex m_lock;  // core/lock_order.hpp, level 2
+    allocation_table m_allocations;
+    inflight_tracker m_inflight;
+    usm::stats m_stats;
+    coherence m_coherence;
+    std::uint64_t m_next_id = 1;
+    bool m_registered = false;
+};
+
+}  // namespace usm::detail

@@ -1,0 +1,228 @@
+// core/device_interface.hpp - the contract every backend implements.
+//
+// The core decides *what* moves and when; a backend only knows *how*: device
+// memory (mirrors), copies on a transfer queue, kernels, and timelines. This
+// file is the whole contract. It includes no driver header.
+//
+// /* --- threading and locking --- */
+//
+// Two kinds of calls reach a backend:
+//   * Submitting calls (create_mirror, upload, download, launch) are made with
+//     the owning context's lock held (core/lock_order.hpp, level "context").
+//     The core never makes two submitting calls on one device at once.
+//   * Waiting calls (wait, wait_idle) and build calls (build_spirv,
+//     build_opencl_c) are made WITHOUT the context lock, from any thread,
+//     possibly concurrently with each other and with one submitting call.
+//     reached() may be called with or without the context lock. A backend
+//     protects its own queues and timelines (its locks rank below "context":
+//     it must never call back into the core).
+//   * The core lists, in a download's wait_for, the launch that last wrote
+//     the mirror, even when it has already waited for it on the host: the
+//     backend may rely on wait_for as the memory dependency.
+//   * Destruction of a mirror, kernel or device happens only after every
+//     sync point that used it has been reached (the core waits first).
+//
+// /* --- failure --- */
+//
+// Every call reports failure by throwing usm::error naming the driver call,
+// the device and the sizes (see backends' check_vk / check_cl). No call
+// aborts the process. What a failed call leaves behind is given per call; the
+// core relies on it to keep "nothing is lost" (DESIGN.md invariant 4).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "usm/device.hpp"
+#include "usm/launch.hpp"
+
+namespace usm::detail {
+
+/// A point on one of a device's queue timelines. Value 0 means "nothing":
+/// it is always reached. Only the backend that made a sync point interprets
+/// it; the core stores and passes it back.
+struct sync_point {
+    std::uint32_t queue = 0;
+    std::uint64_t value = 0;
+    bool empty() const noexcept { return value == 0; }
+};
+
+/// Device memory holding one allocation's bytes on one device, byte for byte
+/// at the same offsets. Separate from the host backing even where the device
+/// could address host memory, so migrate mode really copies.
+class device_mirror {
+public:
+    explicit device_mirror(std::size_t bytes) noexcept : m_bytes(bytes) {}
+    virtual ~device_mirror() = default;
+    device_mirror(const device_mirror&) = delete;
+    device_mirror& operator=(const device_mirror&) = delete;
+
+    std::size_t bytes() const noexcept { return m_bytes; }
+
+private:
+    std::size_t m_bytes;
+};
+
+/// Copy `bytes` from host memory at `source` into `mirror` at `offset`.
+struct upload_op {
+    device_mirror* mirror = nullptr;
+    std::size_t offset = 0;
+    const std::byte* source = nullptr;
+    std::size_t bytes = 0;
+};
+
+/// Copy `bytes` of `mirror` at `offset` into host memory at `destination`.
+struct download_op {
+    device_mirror* mirror = nullptr;
+    std::size_t offset = 0;
+    std::byte* destination = nullptr;
+    std::size_t bytes = 0;
+};
+
+/// Set `bytes` of `mirror` at `offset` to zero.
+struct fill_op {
+    device_mirror* mirror = nullptr;
+    std::size_t offset = 0;
+    std::size_t bytes = 0;
+};
+
+/// A kernel compiled for one device.
+class compiled_kernel {
+public:
+    explicit compiled_kernel(std::string entry) : m_entry(std::move(entry)) {}
+    virtual ~compiled_kernel() = default;
+    compiled_kernel(const compiled_kernel&) = delete;
+    compiled_kernel& operator=(const compiled_kernel&) = delete;
+
+    const std::string& entry() const noexcept { return m_entry; }
+
+private:
+    std::string m_entry;
+};
+
+/// One kernel argument after translation, in declaration order.
+struct bound_arg {
+    launch_arg::kind what = launch_arg::kind::value;
+    // kind::memory: the argument is the device address of mirror + offset;
+    // the kernel may touch `bytes` from there with `mode`.
+    device_mirror* mirror = nullptr;
+    std::size_t offset = 0;
+    std::size_t bytes = 0;
+    access mode = access::read;
+    // kind::value: `size` bytes at `value` (valid during the call), whose C++
+    // alignment is `align`.
+    const void* value = nullptr;
+    std::size_t size = 0;
+    std::size_t align = 1;
+};
+
+/// Launch geometry, already checked to be non-zero and within device limits
+/// by the backend's launch (which throws invalid_argument otherwise).
+struct dims {
+    std::uint32_t x = 1, y = 1, z = 1;
+};
+
+/// One device, as the core drives it.
+class device_backend {
+public:
+    virtual ~device_backend() = default;
+
+    /// What the device is. Filled at open(); constant afterwards.
+    virtual const device_properties& properties() const noexcept = 0;
+
+    /// Allocates device memory for `bytes` (a multiple of 4096). Contents are
+    /// unspecified: the core never reads a page it has not made valid.
+    /// Throws out_of_memory (naming the device and size) or unsupported
+    /// (larger than the device's largest buffer); nothing is left allocated.
+    virtual std::unique_ptr<device_mirror> create_mirror(std::size_t bytes) = 0;
+
+    /// One transfer batch towards the device: every copy and fill in one
+    /// submission where the backend can (copies of one mirror coalesced into
+    /// one command with many regions), on the transfer queue, after every
+    /// sync point in `wait_for` (which may belong to this device's queues).
+    /// Returns the point at which all of it is complete and visible to later
+    /// launches on this device that wait for it.
+    /// The source bytes may be read at any time until the returned point is
+    /// reached; the core keeps them unchanged until then.
+    /// On throw, the targeted mirror ranges are unspecified and nothing else
+    /// changed; the core still holds the valid copy elsewhere.
+    virtual sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
+                              std::span<const sync_point> wait_for) = 0;
+
+    /// One transfer batch towards the host, after `wait_for`. Synchronous:
+    /// returns once every destination byte holds the mirror's contents.
+    /// On throw, the destination ranges are unspecified and the mirror is
+    /// unchanged; the core has not yet opened those pages to the application.
+    virtual void download(std::span<const download_op> copies, std::span<const sync_point> wait_for) = 0;
+
+    /// Builds a Vulkan compute kernel from SPIR-V. Throws kernel_build_failed
+    /// with the validator's or driver's messages, or unsupported on a backend
+    /// that does not take SPIR-V. Called without the context lock.
+    virtual std::unique_ptr<compiled_kernel> build_spirv(std::span<const std::uint32_t> words,
+                                                         std::string_view entry) = 0;
+
+    /// Builds an OpenCL C kernel. Throws kernel_build_failed with the build
+    /// log, or unsupported on a backend that does not take OpenCL C. Called
+    /// without the context lock.
+    virtual std::unique_ptr<compiled_kernel> build_opencl_c(std::string_view source, std::string_view options,
+                                                            std::string_view entry) = 0;
+
+    /// Enqueues `kernel` over `grid` groups of `group` items on the compute
+    /// queue, after every point in `wait_for` and after every earlier launch
+    /// on this device (their writes are visible to it). `args` follow the
+    /// kernel's declaration order (see docs/kernel-abi.md). Returns its
+    /// completion point. On throw nothing was enqueued.
+    virtual sync_point launch(compiled_kernel& kernel, dims grid, dims group, std::span<const bound_arg> args,
+                              std::span<const sync_point> wait_for) = 0;
+
+    /// True once `point` is complete. Never blocks. Throws device_lost if the
+    /// device failed.
+    virtual bool reached(sync_point point) = 0;
+
+    /// Blocks until `point` is complete. Throws device_lost if the device
+    /// failed.
+    virtual void wait(sync_point point) = 0;
+
+    /// Blocks until every submitted piece of work is complete. Does not throw
+    /// (used on teardown); a failure is logged.
+    virtual void wait_idle() noexcept = 0;
+};
+
+/// A device a driver offers, before it is opened.
+struct device_candidate {
+    std::string name;
+    /// Empty when usable; otherwise why usm cannot use it (e.g. "no
+    /// bufferDeviceAddress"). Shown in errc::no_device messages.
+    std::string rejected_because;
+};
+
+/// One loaded driver API: a Vulkan instance, or the OpenCL platforms.
+/// Devices opened from it keep it alive.
+class driver {
+public:
+    virtual ~driver() = default;
+    /// Every device this driver offers, usable or not, in driver order.
+    virtual const std::vector<device_candidate>& candidates() const noexcept = 0;
+    /// Opens candidate `index` (which must be usable). Throws usm::error.
+    virtual std::unique_ptr<device_backend> open(std::size_t index) = 0;
+};
+
+/// One row of the backend table (backends/registry.cpp).
+struct backend_entry {
+    usm::backend kind;
+    const char* name;
+    /// Loads the driver API. Returns null and sets `why_not` when the loader
+    /// or every platform is missing; never throws for a missing driver.
+    std::shared_ptr<driver> (*load)(std::string& why_not);
+};
+
+/// Every backend compiled into this build, in preference order. Defined in
+/// backends/registry.cpp: the one place that names the backends.
+std::span<const backend_entry> registered_backends() noexcept;
+
+}  // namespace usm::detail

@@ -1,0 +1,38 @@
+// core/device_slot.hpp - a device as a context holds it, and the states behind
+// the public kernel and event handles.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "core/device_interface.hpp"
+#include "core/page_state.hpp"
+
+namespace usm::detail {
+
+class context_impl;
+
+/// One opened device of a context. Lives as long as the context.
+struct device_slot {
+    context_impl* owner = nullptr;
+    std::shared_ptr<device_backend> backend;
+    location where = 1;     ///< its bit in page_state::valid
+    std::size_t index = 0;  ///< position in context::devices()
+};
+
+/// Behind usm::kernel. Holds the device alive, so a kernel may outlive its
+/// context; the compiled kernel goes first (members die in reverse order).
+struct kernel_state {
+    std::shared_ptr<device_backend> backend;
+    device_slot* slot = nullptr;
+    std::unique_ptr<compiled_kernel> compiled;
+};
+
+/// Behind usm::event.
+struct event_state {
+    std::shared_ptr<device_backend> backend;
+    sync_point point;
+};
+
+}  // namespace usm::detail

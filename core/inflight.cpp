@@ -1,0 +1,39 @@
+// core/inflight.cpp - conflict queries over in-flight device work.
+#include "core/inflight.hpp"
+
+#include <algorithm>
+
+namespace usm::detail {
+
+void inflight_tracker::retire_completed() {
+    std::erase_if(m_ops, [](const inflight_op& op) { return op.device->reached(op.done); });
+}
+
+std::vector<pending_wait> inflight_tracker::conflicts(const allocation& a, std::size_t first, std::size_t end,
+                                                      bool writer, location same_queue) const {
+    std::vector<pending_wait> waits;
+    for (const inflight_op& op : m_ops) {
+        if (op.where == same_queue) continue;
+        const bool hit = std::any_of(op.uses.begin(), op.uses.end(), [&](const range_use& u) {
+            return u.alloc == &a && u.first_page < end && first < u.end_page && (writer || u.writes);
+        });
+        if (hit) waits.push_back({op.device, op.done});
+    }
+    return waits;
+}
+
+std::vector<pending_wait> inflight_tracker::uses_of(const allocation& a) const {
+    std::vector<pending_wait> waits;
+    for (const inflight_op& op : m_ops)
+        if (std::any_of(op.uses.begin(), op.uses.end(), [&](const range_use& u) { return u.alloc == &a; }))
+            waits.push_back({op.device, op.done});
+    return waits;
+}
+
+std::vector<pending_wait> inflight_tracker::all() const {
+    std::vector<pending_wait> waits;
+    for (const inflight_op& op : m_ops) waits.push_back({op.device, op.done});
+    return waits;
+}
+
+}  // namespace usm::detail

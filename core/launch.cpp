@@ -1,0 +1,177 @@
+// core/launch.cpp - kernels, launches, and the public device, kernel and event.
+#include <limits>
+
+#include "core/context_impl.hpp"
+#include "core/diagnostics.hpp"
+
+namespace usm::detail {
+
+namespace {
+
+const char* access_name(access a) noexcept {
+    switch (a) {
+        case access::read:
+            return "read";
+        case access::write:
+            return "write";
+        case access::read_write:
+            return "read_write";
+    }
+    return "?";
+}
+
+dims to_dims(const char* what, std::size_t x, std::size_t y, std::size_t z) {
+    constexpr std::size_t limit = std::numeric_limits<std::uint32_t>::max();
+    if (x == 0 || y == 0 || z == 0 || x > limit || y > limit || z > limit)
+        throw_error(errc::invalid_argument, "launch: ", what, " {", x, ", ", y, ", ", z,
+                    "} must be non-zero and fit in 32 bits");
+    return {static_cast<std::uint32_t>(x), static_cast<std::uint32_t>(y), static_cast<std::uint32_t>(z)};
+}
+
+}  // namespace
+
+/* --- kernels ------------------------------------------------------------ */
+
+kernel context_impl::load_kernel(device_slot& dev, const spirv& code, std::string_view entry) {
+    check_process("load_kernel");
+    auto state = std::make_shared<kernel_state>();
+    state->backend = dev.backend;
+    state->slot = &dev;
+    state->compiled = dev.backend->build_spirv(code.words, entry);
+    ensure_fault_handler_on_top();  // compilers may install handlers of their own
+    return kernel(std::move(state));
+}
+
+kernel context_impl::load_kernel(device_slot& dev, const opencl_c& code, std::string_view entry) {
+    check_process("load_kernel");
+    auto state = std::make_shared<kernel_state>();
+    state->backend = dev.backend;
+    state->slot = &dev;
+    state->compiled = dev.backend->build_opencl_c(code.source, code.options, entry);
+    ensure_fault_handler_on_top();
+    return kernel(std::move(state));
+}
+
+/* --- launches ----------------------------------------------------------- */
+
+std::vector<range_request> context_impl::resolve_ranges(const device_slot& dev,
+                                                        std::span<const launch_arg> args) const {
+    std::vector<range_request> ranges;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        if (args[i].what != launch_arg::kind::memory) continue;
+        const declared_access& d = args[i].memory;
+        const allocation* a = m_allocations.find(d.address);
+        if (a == nullptr) {
+            const fault_target* owner = fault_range_owner(d.address);
+            if (owner != nullptr && owner != this)
+                throw_error(errc::not_a_usm_pointer, "launch on ", dev.backend->properties().name, ": argument ", i,
+                            " (", access_name(d.mode), " ", d.address, ") belongs to another usm context");
+            throw_error(errc::not_a_usm_pointer, "launch on ", dev.backend->properties().name, ": argument ", i, " (",
+                        access_name(d.mode), " ", d.address, ") is not in a live allocation of this context");
+        }
+        const auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(d.address) - a->base);
+        if (d.bytes > a->bytes || offset > a->bytes - d.bytes)
+            throw_error(errc::out_of_range, "launch on ", dev.backend->properties().name, ": argument ", i, " (",
+                        access_name(d.mode), " ", format_bytes(d.bytes), " at ", d.address, ") runs past allocation ",
+                        a->id, " [", static_cast<const void*>(a->base), ", +", format_bytes(a->bytes), ")");
+        if (d.bytes == 0) continue;  // nothing to move; launch() still gives it a mirror to point into
+        const bool writes = d.mode == access::write || d.mode == access::read_write;
+        ranges.push_back({const_cast<allocation*>(a), offset >> page_shift,
+                          round_up_to_pages(offset + d.bytes) >> page_shift, true, writes});
+    }
+    return ranges;
+}
+
+event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, std::span<const launch_arg> args) {
+    check_process("launch");
+    if (!k || k.state()->slot != &dev)
+        throw_error(errc::invalid_argument, "launch on ", dev.backend->properties().name, ": kernel '",
+                    k ? k.name() : std::string("(empty)"), "' was not loaded on this device");
+    const dims grid_dims = to_dims("grid", g.x, g.y, g.z);
+    const dims group_dims = to_dims("group", l.x, l.y, l.z);
+
+    lock_type lock(m_lock);
+    std::vector<range_request> ranges;
+    for (;;) {
+        ranges = merge_requests(resolve_ranges(dev, args));
+        m_inflight.retire_completed();
+        auto waits = m_coherence.launch_conflicts(ranges, dev.where, m_inflight);
+        if (waits.empty()) break;
+        wait_unlocked(lock, waits);  // allocations may change meanwhile: resolve again
+    }
+
+    const sync_point staged = m_coherence.stage_for_launch(dev, ranges);
+
+    std::vector<bound_arg> bound(args.size());
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const launch_arg& a = args[i];
+        bound_arg& b = bound[i];
+        b.what = a.what;
+        if (a.what == launch_arg::kind::memory) {
+            allocation* owner = m_allocations.find(a.memory.address);
+            if (!owner->mirrors[dev.where]) {  // only a zero-byte argument gets here
+                try {
+                    owner->mirrors[dev.where] = dev.backend->create_mirror(owner->page_count << page_shift);
+                } catch (...) {
+                    m_coherence.abandon_launch(ranges);
+                    throw;
+                }
+            }
+            b.mirror = owner->mirrors[dev.where].get();
+            b.offset = static_cast<std::size_t>(static_cast<const std::byte*>(a.memory.address) - owner->base);
+            b.bytes = a.memory.bytes;
+            b.mode = a.memory.mode;
+        } else {
+            b.value = a.value;
+            b.size = a.size;
+            b.align = a.align;
+        }
+    }
+
+    sync_point done;
+    try {
+        const sync_point after[] = {staged};
+        done = dev.backend->launch(*k.state()->compiled, grid_dims, group_dims, bound,
+                                   staged.empty() ? std::span<const sync_point>{} : std::span<const sync_point>(after));
+    } catch (...) {
+        m_coherence.abandon_launch(ranges);
+        throw;
+    }
+    m_coherence.commit_launch(dev.where, ranges, done);
+
+    inflight_op op{dev.where, dev.backend, done, {}, k.state()};
+    for (const range_request& r : ranges) op.uses.push_back({r.alloc, r.first_page, r.end_page, r.writes});
+    m_inflight.add(std::move(op));
+    ++m_stats.launches;
+    return event(std::make_shared<event_state>(event_state{dev.backend, done}));
+}
+
+}  // namespace usm::detail
+
+/* --- public handles ----------------------------------------------------- */
+
+namespace usm {
+
+const char* to_string(backend b) noexcept { return b == backend::vulkan ? "vulkan" : "opencl"; }
+
+const device_properties& device::properties() const noexcept { return m_slot->backend->properties(); }
+std::size_t device::index() const noexcept { return m_slot->index; }
+
+kernel device::load_kernel(const spirv& code, std::string_view entry) {
+    return m_slot->owner->load_kernel(*m_slot, code, entry);
+}
+kernel device::load_kernel(const opencl_c& code, std::string_view entry) {
+    return m_slot->owner->load_kernel(*m_slot, code, entry);
+}
+event device::launch_args(const kernel& k, grid g, group l, std::span<const detail::launch_arg> args) {
+    return m_slot->owner->launch(*m_slot, k, g, l, args);
+}
+
+const std::string& kernel::name() const { return m_state->compiled->entry(); }
+
+void event::wait() const {
+    if (m_state) m_state->backend->wait(m_state->point);
+}
+bool event::ready() const { return !m_state || m_state->backend->reached(m_state->point); }
+
+}  // namespace usm

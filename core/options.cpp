@@ -1,0 +1,90 @@
+// core/options.cpp - context options and the USM_* variables that override them.
+#include <cctype>
+#include <cstdlib>
+#include <string>
+
+#include "core/context_impl.hpp"
+#include "core/diagnostics.hpp"
+
+namespace usm::detail {
+
+namespace {
+
+/// "64G", "512M", "4096", "2MiB" -> bytes. Throws invalid_argument.
+std::size_t parse_size(const char* variable, const std::string& text) {
+    std::size_t used = 0;
+    unsigned long long value = 0;
+    try {
+        value = std::stoull(text, &used, 0);
+    } catch (const std::exception&) {
+        throw_error(errc::invalid_argument, variable, "=", text, " is not a size (examples: 64G, 512M, 4096)");
+    }
+    std::string suffix = text.substr(used);
+    for (char& c : suffix) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    int shift = 0;
+    if (suffix.empty() || suffix == "b")
+        shift = 0;
+    else if (suffix == "k" || suffix == "kb" || suffix == "kib")
+        shift = 10;
+    else if (suffix == "m" || suffix == "mb" || suffix == "mib")
+        shift = 20;
+    else if (suffix == "g" || suffix == "gb" || suffix == "gib")
+        shift = 30;
+    else if (suffix == "t" || suffix == "tb" || suffix == "tib")
+        shift = 40;
+    else
+        throw_error(errc::invalid_argument, variable, "=", text, ": unknown unit '", suffix, "' (use K, M, G or T)");
+    if (shift != 0 && value > (~0ull >> shift))
+        throw_error(errc::invalid_argument, variable, "=", text, " is too large");
+    return static_cast<std::size_t>(value << shift);
+}
+
+const char* env(const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr && *v != '\0' ? v : nullptr;
+}
+
+}  // namespace
+
+context_options resolve_options(const context_options& given) {
+    context_options o = given;
+    if (const char* v = env("USM_BACKEND")) o.backend = v;
+    if (const char* v = env("USM_DEVICE")) o.device = v;
+    if (const char* v = env("USM_VA_SIZE")) o.va_size = parse_size("USM_VA_SIZE", v);
+    if (const char* v = env("USM_BLOCK")) o.block_size = parse_size("USM_BLOCK", v);
+
+    if (o.backend != "all" && o.backend != "vulkan" && o.backend != "opencl")
+        throw_error(errc::invalid_argument, "context: backend '", o.backend,
+                    "' is not one of vulkan, opencl, all (USM_BACKEND or context_options::backend)");
+    if (o.block_size < page_size || o.block_size > (std::size_t{2} << 20) || (o.block_size & (o.block_size - 1)) != 0)
+        throw_error(errc::invalid_argument, "context: block size ", o.block_size,
+                    " must be a power of two from 4 KiB to 2 MiB (USM_BLOCK or context_options::block_size)");
+    return o;
+}
+
+bool device_selected(const std::string& filter, const char* backend_name, std::size_t index, const std::string& name) {
+    if (filter.empty()) return true;
+    auto lower = [](std::string s) {
+        for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return s;
+    };
+    const std::string lname = lower(name);
+    std::size_t start = 0;
+    while (start <= filter.size()) {
+        std::size_t comma = filter.find(',', start);
+        if (comma == std::string::npos) comma = filter.size();
+        std::string item = lower(filter.substr(start, comma - start));
+        start = comma + 1;
+        if (item.empty()) continue;
+        // "backend:N" or "backend:name" restricts the item to one backend.
+        if (auto colon = item.find(':'); colon != std::string::npos) {
+            if (item.substr(0, colon) != backend_name) continue;
+            item = item.substr(colon + 1);
+        }
+        const bool numeric = item.find_first_not_of("0123456789") == std::string::npos;
+        if (numeric ? std::stoull(item) == index : lname.find(item) != std::string::npos) return true;
+    }
+    return false;
+}
+
+}  // namespace usm::detail

@@ -1,0 +1,24 @@
+// core/stats.cpp - printing usm::stats.
+#include "usm/stats.hpp"
+
+#include <ostream>
+#include <sstream>
+
+namespace usm {
+
+std::string stats::to_string() const {
+    std::ostringstream out;
+    out << *this;
+    return out.str();
+}
+
+std::ostream& operator<<(std::ostream& os, const stats& s) {
+    return os << "host_faults=" << s.host_read_faults << "r/" << s.host_write_faults << "w"
+              << " to_device=" << s.pages_to_device << "p/" << s.bytes_to_device << "B"
+              << " to_host=" << s.pages_to_host << "p/" << s.bytes_to_host << "B"
+              << " zero_filled=" << s.pages_zero_filled << "p"
+              << " batches=" << s.transfer_batches << " launches=" << s.launches << " kernel_waits=" << s.kernel_waits
+              << " live=" << s.allocations << "/" << s.bytes_allocated << "B";
+}
+
+}  // namespace usm

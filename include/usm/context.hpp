@@ -1,0 +1,150 @@
+// usm/context.hpp - the context: one address space, its devices, its allocations.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "device.hpp"
+#include "error.hpp"
+#include "ptr.hpp"
+#include "stats.hpp"
+
+namespace usm {
+
+namespace detail {
+class context_impl;
+}
+
+/// Where a new allocation's pages start out.
+class placement {
+public:
+    enum class kind { shared, host, device };
+
+    /// Migratable memory that starts on the host (the default).
+    static placement shared() noexcept { return placement(kind::shared, nullptr); }
+    /// Memory that starts on the host; the same as shared() until advice exists.
+    static placement host() noexcept { return placement(kind::host, nullptr); }
+    /// Memory that starts valid (zero) on `d`, and invalid on the host.
+    static placement device(const usm::device& d) noexcept { return placement(kind::device, d.slot()); }
+
+    kind where() const noexcept { return m_kind; }
+    detail::device_slot* target() const noexcept { return m_device; }
+
+private:
+    placement(kind k, detail::device_slot* d) noexcept : m_kind(k), m_device(d) {}
+    kind m_kind;
+    detail::device_slot* m_device;
+};
+
+/// How a context is made. Environment variables (USM_BACKEND, USM_DEVICE,
+/// USM_VA_SIZE, USM_BLOCK, USM_LOG) override these, so existing programs can
+/// be steered without rebuilding.
+struct context_options {
+    /// "vulkan", "opencl" or "all" (every backend that has a device).
+    std::string backend = "all";
+    /// Empty for every device; otherwise a comma-separated list of items, each
+    /// a device index within its backend ("0"), a case-insensitive substring
+    /// of the device name ("llvmpipe"), or either after "vulkan:" or "opencl:"
+    /// to apply to one backend only ("opencl:0").
+    std::string device;
+    /// Bytes of virtual address space reserved for allocations.
+    std::size_t va_size = std::size_t{64} << 30;
+    /// Largest run of fresh pages one host write fault opens at once (a power
+    /// of two from 4 KiB to 2 MiB; USM_BLOCK).
+    std::size_t block_size = std::size_t{2} << 20;
+    /// Throw errc::no_device when no device is found (else a host-only context).
+    bool require_device = true;
+};
+
+class context;
+
+namespace detail {
+template <class T>
+struct deleter {
+    using pointer = ptr<std::remove_extent_t<T>>;
+    usm::context* owner = nullptr;
+    void operator()(pointer p) const;
+};
+}  // namespace detail
+
+/// Owning handle of an allocation: frees it when destroyed. Must not outlive
+/// its context. `usm::unique_ptr<float[]> a = ctx.alloc_unique<float>(n);`
+template <class T>
+using unique_ptr = std::unique_ptr<T, detail::deleter<T>>;
+
+/// One address space shared by the host and the devices.
+///
+/// Thread-safe: every member may be called from any thread. Host faults on
+/// its memory are resolved on the faulting thread. Destroying the context
+/// waits for its in-flight kernels and frees all its memory; ptr values into
+/// it become dangling. A context belongs to the process that made it: after
+/// fork(), the child sees no usm memory and its calls throw wrong_process.
+class context {
+public:
+    /// Opens every device allowed by `options` and the environment. Throws
+    /// usm::error: no_device (with the reason each candidate was rejected),
+    /// out_of_memory or address_space_exhausted (the reservation failed).
+    context();
+    explicit context(const context_options& options);
+    ~context();
+    context(const context&) = delete;
+    context& operator=(const context&) = delete;
+
+    /// The devices, in backend order (Vulkan first), then driver order.
+    std::span<device> devices() noexcept { return m_devices; }
+
+    /// Allocates `count` zero-filled elements of T. Throws usm::error:
+    /// address_space_exhausted, out_of_memory, invalid_argument. A count of
+    /// zero returns a null ptr.
+    template <class T>
+    ptr<T> alloc(std::size_t count, placement where = placement::shared()) {
+        static_assert(std::is_trivially_copyable_v<T>,
+                      "usm memory holds trivially copyable types: it is moved with memcpy");
+        std::size_t bytes = 0;
+        if (__builtin_mul_overflow(count, sizeof(T), &bytes)) throw_size_overflow(count, sizeof(T));
+        return ptr<T>(static_cast<T*>(alloc_bytes(bytes, where)));
+    }
+    /// alloc() wrapped in a usm::unique_ptr<T[]>.
+    template <class T>
+    unique_ptr<T[]> alloc_unique(std::size_t count, placement where = placement::shared()) {
+        return unique_ptr<T[]>(alloc<T>(count, where), detail::deleter<T[]>{this});
+    }
+    /// Allocates `bytes` zero-filled bytes starting on a page boundary.
+    void* alloc_bytes(std::size_t bytes, placement where = placement::shared());
+
+    /// Frees an allocation, waiting first for in-flight kernels that use it.
+    /// Throws usm::error: double_free, not_a_usm_pointer (not the start of a
+    /// live allocation of this context). Freeing null does nothing.
+    template <class T>
+    void free(ptr<T> p) {
+        free_bytes(p.get());
+    }
+    void free_bytes(const void* p);
+
+    /// True when `p` lies inside a live allocation of this context.
+    bool owns(const void* p) const noexcept;
+
+    /// A snapshot of the counters.
+    usm::stats stats() const;
+    void reset_stats();
+
+    detail::context_impl& impl() noexcept { return *m_impl; }
+
+private:
+    [[noreturn]] static void throw_size_overflow(std::size_t count, std::size_t size);
+
+    std::shared_ptr<detail::context_impl> m_impl;
+    std::vector<device> m_devices;
+};
+
+template <class T>
+void detail::deleter<T>::operator()(pointer p) const {
+    if (owner != nullptr && p) owner->free(p);
+}
+
+}  // namespace usm

@@ -1,0 +1,33 @@
+// usm/stats.hpp - counters of what usm did on a context's behalf.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+namespace usm {
+
+/// A snapshot of a context's counters since creation (or the last
+/// context::reset_stats). "to device" and "to host" count migrated data;
+/// zero-filled pages are counted apart, since nothing moved.
+struct stats {
+    std::uint64_t host_read_faults = 0;   ///< host reads that needed a page brought back or granted
+    std::uint64_t host_write_faults = 0;  ///< host writes that needed exclusive ownership
+    std::uint64_t pages_to_device = 0;    ///< pages copied host -> device
+    std::uint64_t bytes_to_device = 0;
+    std::uint64_t pages_to_host = 0;  ///< pages copied device -> host
+    std::uint64_t bytes_to_host = 0;
+    std::uint64_t pages_zero_filled = 0;  ///< fresh pages made valid on a device by a fill, not a copy
+    std::uint64_t transfer_batches = 0;   ///< transfer-queue submissions that carried migrations
+    std::uint64_t launches = 0;           ///< kernels launched
+    std::uint64_t kernel_waits = 0;       ///< times the host blocked on an in-flight kernel
+    std::uint64_t allocations = 0;        ///< live allocations
+    std::uint64_t bytes_allocated = 0;    ///< live bytes, as requested
+
+    /// One line, `key=value` pairs, for logs and sample output.
+    std::string to_string() const;
+};
+
+std::ostream& operator<<(std::ostream& os, const stats& s);
+
+}  // namespace usm

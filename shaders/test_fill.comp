@@ -1,0 +1,10 @@
+// out[i] = (i * 2654435761) ^ seed for i < n. Args: write uint out, uint n, uint seed.
+#version 460
+#extension GL_EXT_buffer_reference : require
+layout(local_size_x_id = 0) in;
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer uints { uint v[]; };
+layout(push_constant, std430) uniform args { uints out_; uint n; uint seed; };
+void main() {
+    uint i = gl_GlobalInvocationID.x;
+    if (i < n) out_.v[i] = (i * 2654435761u) ^ seed;
+}

@@ -1,0 +1,87 @@
+// tests/support.hpp - what the device suites share: one context per backend,
+// kernels loaded from either SPIR-V or OpenCL C, and stats deltas.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "usm/usm.hpp"
+
+namespace usm_test {
+
+/// A test kernel in both forms. The OpenCL entry is the .cl file's kernel.
+struct kernel_source {
+    std::span<const std::uint32_t> spirv;
+    std::string_view opencl;
+    const char* opencl_entry;
+};
+
+// USM_TEST_KERNEL(test_fill) pairs shaders/test_fill.comp with test_fill.cl.
+#define USM_TEST_KERNEL(name) \
+    ::usm_test::kernel_source { ::usm::kernels::name##_comp, ::usm::kernels::name##_cl, #name }
+
+inline usm::kernel load(usm::device& d, const kernel_source& k) {
+    return d.backend() == usm::backend::vulkan ? d.load_kernel(usm::spirv(k.spirv), "main")
+                                               : d.load_kernel(usm::opencl_c(k.opencl), k.opencl_entry);
+}
+
+/// True in CI, where a missing backend is a failure rather than a skip.
+inline bool in_ci() {
+    const char* ci = std::getenv("CI");
+    return ci != nullptr && std::string_view(ci) != "" && std::string_view(ci) != "false" &&
+           std::string_view(ci) != "0";
+}
+
+/// Opens a context with only `backend`'s first device.
+inline std::unique_ptr<usm::context> open_backend(const std::string& backend, usm::context_options o = {}) {
+    o.backend = backend;
+    if (o.device.empty()) o.device = backend + ":0";
+    return std::make_unique<usm::context>(o);
+}
+
+/// Base of the suites run once per backend: `ctx` and `dev` are ready in
+/// every test; a backend without a device skips, or fails in CI.
+class device_test : public testing::TestWithParam<const char*> {
+protected:
+    void SetUp() override {
+        try {
+            ctx = open_backend(GetParam());
+        } catch (const usm::error& e) {
+            if (e.kind() == usm::errc::no_device && !in_ci()) GTEST_SKIP() << e.what();
+            FAIL() << "cannot open backend " << GetParam() << ": " << e.what();
+        }
+        dev = &ctx->devices().front();
+    }
+
+    /// Counter deltas since `before`.
+    usm::stats since(const usm::stats& before) const {
+        usm::stats now = ctx->stats();
+        usm::stats d;
+        d.host_read_faults = now.host_read_faults - before.host_read_faults;
+        d.host_write_faults = now.host_write_faults - before.host_write_faults;
+        d.pages_to_device = now.pages_to_device - before.pages_to_device;
+        d.bytes_to_device = now.bytes_to_device - before.bytes_to_device;
+        d.pages_to_host = now.pages_to_host - before.pages_to_host;
+        d.bytes_to_host = now.bytes_to_host - before.bytes_to_host;
+        d.pages_zero_filled = now.pages_zero_filled - before.pages_zero_filled;
+        d.transfer_batches = now.transfer_batches - before.transfer_batches;
+        d.launches = now.launches - before.launches;
+        d.kernel_waits = now.kernel_waits - before.kernel_waits;
+        return d;
+    }
+
+    std::unique_ptr<usm::context> ctx;
+    usm::device* dev = nullptr;
+};
+
+inline std::string backend_name(const testing::TestParamInfo<const char*>& info) { return info.param; }
+
+#define USM_INSTANTIATE_PER_BACKEND(suite) \
+    INSTANTIATE_TEST_SUITE_P(backends, suite, testing::Values("vulkan", "opencl"), ::usm_test::backend_name)
+
+}  // namespace usm_test
