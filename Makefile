@@ -23,6 +23,7 @@ build: configure
 
 demo: build
 	@echo "== usm demo: every sample on every device, checked against the CPU =="
+	$(BUILD_DIR)/samples/hello
 	$(BUILD_DIR)/samples/saxpy
 	$(BUILD_DIR)/samples/heat2d
 

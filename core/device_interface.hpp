@@ -22,6 +22,13 @@
 //   * Destruction of a mirror, kernel or device happens only after every
 //     sync point that used it has been reached (the core waits first).
 //
+// /* --- lifetimes --- */
+//
+// Mirrors and compiled kernels keep their device's driver objects alive: they
+// may be destroyed after the device_backend that made them (a usm::kernel may
+// outlive its context). A sync_point never returned by this device is
+// rejected with invalid_argument, never waited on forever.
+//
 // /* --- failure --- */
 //
 // Every call reports failure by throwing usm::error naming the driver call,
@@ -135,22 +142,27 @@ public:
     /// What the device is. Filled at open(); constant afterwards.
     virtual const device_properties& properties() const noexcept = 0;
 
-    /// Allocates device memory for `bytes` (a multiple of 4096). Contents are
+    /// Allocates device memory for `bytes` (a non-zero multiple of 4096; zero
+    /// is invalid_argument). Contents are
     /// unspecified: the core never reads a page it has not made valid.
     /// Throws out_of_memory (naming the device and size) or unsupported
     /// (larger than the device's largest buffer); nothing is left allocated.
     virtual std::unique_ptr<device_mirror> create_mirror(std::size_t bytes) = 0;
 
     /// One transfer batch towards the device: every copy and fill in one
-    /// submission where the backend can (copies of one mirror coalesced into
-    /// one command with many regions), on the transfer queue, after every
-    /// sync point in `wait_for` (which may belong to this device's queues).
-    /// Returns the point at which all of it is complete and visible to later
-    /// launches on this device that wait for it.
+    /// submission where the backend can (copies of one mirror merged into one
+    /// command with many regions where the API allows), on the transfer
+    /// queue, after every sync point in `wait_for` (which may belong to this
+    /// device's queues) and after earlier transfers on this device. The
+    /// targeted ranges of one batch are disjoint. Returns the point at which
+    /// all of it is complete and visible to later launches on this device
+    /// that wait for it; that point also covers `wait_for`. An empty batch
+    /// returns the empty point when `wait_for` is empty or already reached.
     /// The source bytes may be read at any time until the returned point is
     /// reached; the core keeps them unchanged until then.
-    /// On throw, the targeted mirror ranges are unspecified and nothing else
-    /// changed; the core still holds the valid copy elsewhere.
+    /// On throw, the targeted mirror ranges are unspecified, nothing else
+    /// changed, and no part of the batch still reads host memory (what was
+    /// submitted has finished); the core still holds the valid copy elsewhere.
     virtual sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
                               std::span<const sync_point> wait_for) = 0;
 
@@ -176,12 +188,16 @@ public:
     /// queue, after every point in `wait_for` and after every earlier launch
     /// on this device (their writes are visible to it). `args` follow the
     /// kernel's declaration order (see docs/kernel-abi.md). Returns its
-    /// completion point. On throw nothing was enqueued.
+    /// completion point. Geometry beyond the device's limits, arguments that
+    /// do not match the kernel, or too many argument bytes throw
+    /// invalid_argument with nothing enqueued; a failure after the enqueue
+    /// (a lost flush) throws device_lost.
     virtual sync_point launch(compiled_kernel& kernel, dims grid, dims group, std::span<const bound_arg> args,
                               std::span<const sync_point> wait_for) = 0;
 
     /// True once `point` is complete. Never blocks. Throws device_lost if the
-    /// device failed.
+    /// device failed before completing it (points completed earlier stay
+    /// reached).
     virtual bool reached(sync_point point) = 0;
 
     /// Blocks until `point` is complete. Throws device_lost if the device
