@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/diagnostics.hpp"
+#include "core/fault_injection.hpp"
 
 namespace usm::detail {
 
@@ -103,6 +104,7 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
         device_slot* dev = m_devices[from];
         const sync_point producer[] = {a.last_write[from]};
         // Invariant 7: the bytes land in the alias; the view opens afterwards.
+        testing::maybe_fail(testing::injected_call::download, *dev->backend);
         dev->backend->download(ops, producer);
         for (std::size_t page : pages)
             if (a.pages[page].any_valid_except(host_location) == from) a.pages[page].valid |= bit(host_location);
@@ -114,24 +116,23 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
 
 /* --- host faults -------------------------------------------------------- */
 
-std::vector<pending_wait> coherence::resolve_host_fault(allocation& a, std::size_t page, host_access kind,
-                                                        const inflight_tracker& inflight) {
+coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_t page, host_access kind,
+                                                       const inflight_tracker& inflight) {
     const page_state st = a.pages[page];
     // Without a hardware hint, a fault on a page the host may already read
     // can only be a write.
     const bool write = kind == host_access::write || (kind == host_access::unknown && st.valid_at(host_location));
 
-    // Another thread may have resolved it between the fault and the lock.
-    if (!write && st.valid_at(host_location)) {
-        apply_host_protection(a, page, page + 1);
-        return {};
-    }
-    if (write && st.state_at(host_location) == copy_state::exclusive && !st.zero) {
+    // Already allowed: another thread resolved it between the fault and the
+    // lock, or the page only needs mapping.
+    if ((!write && st.valid_at(host_location)) ||
+        (write && st.state_at(host_location) == copy_state::exclusive && !st.zero)) {
         apply_host_protection(a, page, page + 1);
         return {};
     }
 
-    if (auto waits = inflight.conflicts(a, page, page + 1, write, host_location); !waits.empty()) return waits;
+    if (auto waits = inflight.conflicts(a, page, page + 1, write, host_location); !waits.empty())
+        return {std::move(waits), false};
 
     if (write && st.zero && st.valid == bit(host_location)) {
         // A first write to fresh memory: nothing to copy, so open the whole
@@ -141,7 +142,7 @@ std::vector<pending_wait> coherence::resolve_host_fault(allocation& a, std::size
         for (std::size_t q = first; q < end; ++q)
             if (a.pages[q].zero && a.pages[q].valid == bit(host_location)) a.pages[q].zero = false;
         apply_host_protection(a, first, end);
-        return {};
+        return {{}, true};
     }
 
     if (!st.valid_at(host_location)) {
@@ -153,7 +154,7 @@ std::vector<pending_wait> coherence::resolve_host_fault(allocation& a, std::size
         a.pages[page].zero = false;
     }
     apply_host_protection(a, page, page + 1);
-    return {};
+    return {{}, true};
 }
 
 /* --- launches ----------------------------------------------------------- */
@@ -171,8 +172,10 @@ std::vector<pending_wait> coherence::launch_conflicts(std::span<const range_requ
 sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_request> ranges) {
     const location where = dev.where;
     for (const range_request& r : ranges)
-        if (!r.alloc->mirrors[where])
+        if (!r.alloc->mirrors[where]) {
+            testing::maybe_fail(testing::injected_call::create_mirror, *dev.backend);
             r.alloc->mirrors[where] = dev.backend->create_mirror(r.alloc->page_count << page_shift);
+        }
 
     // Pages only another device holds come to the host first (there is no
     // device-to-device path yet); the host keeps a shared copy.
@@ -229,6 +232,7 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
 
     sync_point staged;
     try {
+        testing::maybe_fail(testing::injected_call::upload, *dev.backend);
         staged = dev.backend->upload(copies, fills, {});
     } catch (...) {
         abandon_launch(ranges);

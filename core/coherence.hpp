@@ -59,12 +59,20 @@ public:
     /// protects its view read-only.
     void init_allocation(allocation& a);
 
+    /// What resolve_host_fault did.
+    struct fault_outcome {
+        std::vector<pending_wait> waits;  ///< non-empty: wait for these, then call again
+        bool changed = false;             ///< a state changed (counted as a host fault)
+    };
+
     /// Makes page `page` of `a` host-readable (read) or host-exclusive
-    /// (write). Returns the in-flight work that must complete first; empty
-    /// means resolved. Throws usm::error (transfer_failed, device_lost) with
-    /// the page's state unchanged.
-    std::vector<pending_wait> resolve_host_fault(allocation& a, std::size_t page, host_access kind,
-                                                 const inflight_tracker& inflight);
+    /// (write). Returns the in-flight work that must complete first, or
+    /// whether anything had to change (a fault on a page the host may already
+    /// touch as asked changes nothing: another thread resolved it, or the
+    /// userfaultfd path only had to map it). Throws usm::error
+    /// (transfer_failed, device_lost) with the page's state unchanged.
+    fault_outcome resolve_host_fault(allocation& a, std::size_t page, host_access kind,
+                                     const inflight_tracker& inflight);
 
     /// The in-flight work on other locations that a launch at `where` over
     /// `ranges` must wait for.

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 
 #include "core/context_impl.hpp"
 #include "core/diagnostics.hpp"
+#include "core/mmu_check.hpp"
 
 namespace usm::detail {
 
@@ -31,7 +33,8 @@ context_impl::context_impl(const context_options& options)
         if (candidates.empty()) reasons.push_back(concat(entry.name, ": the driver reports no device"));
         for (std::size_t i = 0; i < candidates.size(); ++i) {
             const device_candidate& c = candidates[i];
-            if (!device_selected(m_options.device, entry.name, i, c.name)) {
+            const std::size_t copies = device_selections(m_options.device, entry.name, i, c.name);
+            if (copies == 0) {
                 reasons.push_back(
                     concat(entry.name, " device ", i, " (", c.name, "): not selected by '", m_options.device, "'"));
                 continue;
@@ -40,24 +43,7 @@ context_impl::context_impl(const context_options& options)
                 reasons.push_back(concat(entry.name, " device ", i, " (", c.name, "): ", c.rejected_because));
                 continue;
             }
-            if (m_slots.size() + 1 >= max_locations) {
-                log(log_level::warn, "context: more than ", max_locations - 1, " devices; ignoring ", c.name);
-                continue;
-            }
-            try {
-                auto slot = std::make_unique<device_slot>();
-                slot->owner = this;
-                slot->backend = std::shared_ptr<device_backend>(drv->open(i));
-                slot->where = static_cast<location>(m_slots.size() + 1);
-                slot->index = m_slots.size();
-                m_by_location[slot->where] = slot.get();
-                log(log_level::info, "device ", slot->index, ": ", slot->backend->properties().name, " (", entry.name,
-                    ", ", slot->backend->properties().driver, ")");
-                m_slots.push_back(std::move(slot));
-            } catch (const error& e) {
-                reasons.push_back(concat(entry.name, " device ", i, " (", c.name, "): ", e.what()));
-                log(log_level::warn, "cannot open ", entry.name, " device ", c.name, ": ", e.what());
-            }
+            for (std::size_t copy = 0; copy < copies; ++copy) open_device(*drv, entry.name, i, reasons);
         }
     }
     if (m_slots.empty() && m_options.require_device) {
@@ -70,6 +56,29 @@ context_impl::context_impl(const context_options& options)
     register_fault_range(m_space->view_begin(), m_space->view_end(), this);
     m_registered = true;
     ensure_fault_handler_on_top();
+}
+
+void context_impl::open_device(driver& drv, const char* backend_name, std::size_t index,
+                               std::vector<std::string>& reasons) {
+    const device_candidate& c = drv.candidates()[index];
+    if (m_slots.size() + 1 >= max_locations) {
+        log(log_level::warn, "context: more than ", max_locations - 1, " devices; ignoring ", c.name);
+        return;
+    }
+    try {
+        auto slot = std::make_unique<device_slot>();
+        slot->owner = this;
+        slot->backend = std::shared_ptr<device_backend>(drv.open(index));
+        slot->where = static_cast<location>(m_slots.size() + 1);
+        slot->index = m_slots.size();
+        m_by_location[slot->where] = slot.get();
+        log(log_level::info, "device ", slot->index, ": ", slot->backend->properties().name, " (", backend_name, ", ",
+            slot->backend->properties().driver, ")");
+        m_slots.push_back(std::move(slot));
+    } catch (const error& e) {
+        reasons.push_back(concat(backend_name, " device ", index, " (", c.name, "): ", e.what()));
+        log(log_level::warn, "cannot open ", backend_name, " device ", c.name, ": ", e.what());
+    }
 }
 
 context_impl::~context_impl() {
@@ -200,32 +209,37 @@ bool context_impl::owns(const void* p) const noexcept {
 
 /* --- host faults -------------------------------------------------------- */
 
+bool context_impl::serve_host_access(void* address, host_access kind, bool count) {
+    lock_type lock(m_lock);
+    bool waited = false;
+    for (;;) {
+        allocation* a = m_allocations.find(address);
+        if (a == nullptr) return false;  // guard page or freed: a stray access
+        const std::size_t page = a->page_of(address);
+        const bool write =
+            kind == host_access::write || (kind == host_access::unknown && a->pages[page].valid_at(host_location));
+        m_inflight.retire_completed();
+        auto outcome = m_coherence.resolve_host_fault(*a, page, kind, m_inflight);
+        if (outcome.waits.empty()) {
+            // A fault is counted once, when usm had to act on it.
+            if (count && (outcome.changed || waited)) ++(write ? m_stats.host_write_faults : m_stats.host_read_faults);
+            return true;
+        }
+        wait_unlocked(lock, outcome.waits);
+        waited = true;
+    }
+}
+
 bool context_impl::on_host_fault(void* address, host_access kind) noexcept {
     if (m_lock.held_by_this_thread()) {
         // usm touched the application view while holding its lock: a bug
         // that would deadlock. Say so rather than hang.
         static const char text[] = "usm: internal error: host fault in usm memory while holding the context lock\n";
-        ::write(STDERR_FILENO, text, sizeof text - 1);
+        [[maybe_unused]] auto written = ::write(STDERR_FILENO, text, sizeof text - 1);
         std::abort();
     }
     try {
-        lock_type lock(m_lock);
-        bool counted = false;
-        for (;;) {
-            allocation* a = m_allocations.find(address);
-            if (a == nullptr) return false;  // guard page or freed: a stray access
-            const std::size_t page = a->page_of(address);
-            if (!counted) {
-                const bool write = kind == host_access::write ||
-                                   (kind == host_access::unknown && a->pages[page].valid_at(host_location));
-                ++(write ? m_stats.host_write_faults : m_stats.host_read_faults);
-                counted = true;
-            }
-            m_inflight.retire_completed();
-            auto waits = m_coherence.resolve_host_fault(*a, page, kind, m_inflight);
-            if (waits.empty()) return true;
-            wait_unlocked(lock, waits);
-        }
+        return serve_host_access(address, kind, true);
     } catch (const std::exception& e) {
         // The access cannot be served: report it the way the kernel reports
         // a failed page-in of a mapped file.
@@ -238,6 +252,28 @@ bool context_impl::on_host_fault(void* address, host_access kind) noexcept {
         ::raise(SIGBUS);
         return true;
     }
+}
+
+void context_impl::host_access_range(const void* p, std::size_t bytes, access a) {
+    check_process("host_access");
+    if (bytes == 0) return;
+    {
+        std::lock_guard lock(m_lock);
+        const allocation* owner = m_allocations.find(p);
+        if (owner == nullptr)
+            throw_error(errc::not_a_usm_pointer, "host_access(", p, ", ", format_bytes(bytes),
+                        "): not in a live allocation of this context");
+        const auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(p) - owner->base);
+        if (bytes > owner->bytes || offset > owner->bytes - bytes)
+            throw_error(errc::out_of_range, "host_access(", p, ", ", format_bytes(bytes), "): runs past allocation ",
+                        owner->id, " [", static_cast<const void*>(owner->base), ", +", format_bytes(owner->bytes), ")");
+    }
+    const host_access kind = a == access::read ? host_access::read : host_access::write;
+    auto* first = reinterpret_cast<std::byte*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{page_size - 1});
+    const auto* end = static_cast<const std::byte*>(p) + bytes;
+    for (std::byte* page = first; page < end; page += page_size)
+        if (!serve_host_access(page, kind, false))
+            throw_error(errc::not_a_usm_pointer, "host_access(", p, "): the allocation was freed meanwhile");
 }
 
 /* --- statistics --------------------------------------------------------- */
@@ -255,7 +291,29 @@ void context_impl::reset_stats() {
 
 void context_impl::check_invariants() const {
     std::lock_guard lock(m_lock);
-    m_allocations.for_each([&](const allocation& a) { m_coherence.check_invariants(a); });
+    m_allocations.for_each([&](const allocation& a) {
+        m_coherence.check_invariants(a);
+        // Invariant 3: what the MMU allows never exceeds the host state.
+        const std::byte* end = a.base + (a.page_count << page_shift);
+        std::vector<protection> actual = read_mmu_protection(a.base, end);
+        if (m_fault_path == usm::fault_path::userfaultfd) {
+            // The VMA stays read-write; userfaultfd decides per PTE.
+            const std::vector<bool> present = read_present(a.base, end);
+            const std::vector<bool> protected_ = read_uffd_write_protected(a.base, end);
+            for (std::size_t p = 0; p < a.page_count; ++p)
+                actual[p] = !present[p]     ? protection::none
+                            : protected_[p] ? std::min(actual[p], protection::read)
+                                            : actual[p];
+        }
+        for (std::size_t p = 0; p < a.page_count; ++p) {
+            if (actual[p] > a.pages[p].host_protection())
+                throw std::logic_error(concat("usm invariant 3 broken: page ", p, " of allocation ", a.id, " at ",
+                                              static_cast<const void*>(a.page_address(p)), " is ",
+                                              actual[p] == protection::read_write ? "writable" : "readable",
+                                              " by the host, but its state allows ",
+                                              a.pages[p].host_protection() == protection::none ? "nothing" : "reads"));
+        }
+    });
 }
 
 }  // namespace usm::detail
@@ -275,6 +333,8 @@ context::~context() = default;
 void* context::alloc_bytes(std::size_t bytes, placement where) { return m_impl->alloc(bytes, where); }
 void context::free_bytes(const void* p) { m_impl->free(p); }
 bool context::owns(const void* p) const noexcept { return m_impl->owns(p); }
+void context::host_access_bytes(const void* p, std::size_t bytes, access a) { m_impl->host_access_range(p, bytes, a); }
+usm::fault_path context::fault_handling() const noexcept { return m_impl->fault_handling(); }
 usm::stats context::stats() const { return m_impl->stats(); }
 void context::reset_stats() { m_impl->reset_stats(); }
 

@@ -24,9 +24,12 @@ namespace usm::detail {
 /// context_options after the USM_* environment variables are applied.
 context_options resolve_options(const context_options& given);
 
-/// Whether device `index` of backend `backend_name`, called `name`, passes the
-/// USM_DEVICE-style `filter` (see context_options::device).
-bool device_selected(const std::string& filter, const char* backend_name, std::size_t index, const std::string& name);
+/// How many times device `index` of backend `backend_name`, called `name`, is
+/// picked by the USM_DEVICE-style `filter` (see context_options::device): 0
+/// when not selected, 1 for an empty filter, and one per matching item, each
+/// opening the device again as a separate logical device.
+std::size_t device_selections(const std::string& filter, const char* backend_name, std::size_t index,
+                              const std::string& name);
 
 class context_impl final : public fault_target {
 public:
@@ -52,11 +55,17 @@ public:
     void check_invariants() const;
 
     bool on_host_fault(void* address, host_access kind) noexcept override;
+    void host_access_range(const void* p, std::size_t bytes, access a);
+    usm::fault_path fault_handling() const noexcept { return m_fault_path; }
 
 private:
     using lock_type = std::unique_lock<context_mutex>;
 
+    void open_device(driver& drv, const char* backend_name, std::size_t index, std::vector<std::string>& reasons);
     void check_process(const char* operation) const;
+    /// Makes the page holding `address` host-accessible as `kind`, waiting
+    /// as needed. False when no allocation holds it. Throws on failure.
+    bool serve_host_access(void* address, host_access kind, bool count);
     /// Waits (without the lock) for `waits`; returns with the lock held again.
     void wait_unlocked(lock_type& lock, std::vector<pending_wait>& waits);
     void free_locked(lock_type& lock, allocation& a);
@@ -76,6 +85,7 @@ private:
     coherence m_coherence;
     std::uint64_t m_next_id = 1;
     bool m_registered = false;
+    usm::fault_path m_fault_path = usm::fault_path::signal;
 };
 
 }  // namespace usm::detail

@@ -52,6 +52,17 @@ context_options resolve_options(const context_options& given) {
     if (const char* v = env("USM_DEVICE")) o.device = v;
     if (const char* v = env("USM_VA_SIZE")) o.va_size = parse_size("USM_VA_SIZE", v);
     if (const char* v = env("USM_BLOCK")) o.block_size = parse_size("USM_BLOCK", v);
+    if (const char* v = env("USM_FAULT")) {
+        const std::string f = v;
+        if (f == "signal")
+            o.fault = fault_path::signal;
+        else if (f == "uffd" || f == "userfaultfd")
+            o.fault = fault_path::userfaultfd;
+        else if (f == "auto")
+            o.fault = fault_path::automatic;
+        else
+            throw_error(errc::invalid_argument, "USM_FAULT=", f, " is not one of signal, uffd, auto");
+    }
 
     if (o.backend != "all" && o.backend != "vulkan" && o.backend != "opencl")
         throw_error(errc::invalid_argument, "context: backend '", o.backend,
@@ -62,8 +73,10 @@ context_options resolve_options(const context_options& given) {
     return o;
 }
 
-bool device_selected(const std::string& filter, const char* backend_name, std::size_t index, const std::string& name) {
-    if (filter.empty()) return true;
+std::size_t device_selections(const std::string& filter, const char* backend_name, std::size_t index,
+                              const std::string& name) {
+    if (filter.empty()) return 1;
+    std::size_t count = 0;
     auto lower = [](std::string s) {
         for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
         return s;
@@ -82,9 +95,9 @@ bool device_selected(const std::string& filter, const char* backend_name, std::s
             item = item.substr(colon + 1);
         }
         const bool numeric = item.find_first_not_of("0123456789") == std::string::npos;
-        if (numeric ? std::stoull(item) == index : lname.find(item) != std::string::npos) return true;
+        if (numeric ? std::stoull(item) == index : lname.find(item) != std::string::npos) ++count;
     }
-    return false;
+    return count;
 }
 
 }  // namespace usm::detail

@@ -129,13 +129,15 @@ TEST(options, bad_values_name_the_variable) {
     EXPECT_THROW(resolve_options({}), usm::error);
 }
 
-TEST(options, device_filter_matches_index_name_and_backend) {
-    EXPECT_TRUE(device_selected("", "vulkan", 3, "anything"));
-    EXPECT_TRUE(device_selected("1", "opencl", 1, "pthread-haswell"));
-    EXPECT_FALSE(device_selected("1", "opencl", 0, "pthread-haswell"));
-    EXPECT_TRUE(device_selected("LLVMPIPE", "vulkan", 0, "llvmpipe (LLVM 15.0.6, 256 bits)"));
-    EXPECT_TRUE(device_selected("vulkan:0,opencl:pthread", "opencl", 4, "pthread-haswell"));
-    EXPECT_FALSE(device_selected("vulkan:0", "opencl", 0, "pthread-haswell"));
+TEST(options, device_filter_matches_index_name_backend_and_repeats) {
+    EXPECT_EQ(device_selections("", "vulkan", 3, "anything"), 1u);
+    EXPECT_EQ(device_selections("1", "opencl", 1, "pthread-haswell"), 1u);
+    EXPECT_EQ(device_selections("1", "opencl", 0, "pthread-haswell"), 0u);
+    EXPECT_EQ(device_selections("LLVMPIPE", "vulkan", 0, "llvmpipe (LLVM 15.0.6, 256 bits)"), 1u);
+    EXPECT_EQ(device_selections("vulkan:0,opencl:pthread", "opencl", 4, "pthread-haswell"), 1u);
+    EXPECT_EQ(device_selections("vulkan:0", "opencl", 0, "pthread-haswell"), 0u);
+    // Repeating an item opens the device again, as a second logical device.
+    EXPECT_EQ(device_selections("opencl:0,opencl:0", "opencl", 0, "pthread-haswell"), 2u);
 }
 
 /* --- a context with no device ------------------------------------------- */

@@ -41,6 +41,13 @@ private:
     detail::device_slot* m_device;
 };
 
+/// How host accesses to pages the host may not touch are caught.
+enum class fault_path {
+    automatic,    ///< the measured default (docs/fault-paths.md)
+    signal,       ///< SIGSEGV and mprotect; system calls on such pages fail (see context::host_access)
+    userfaultfd,  ///< a userfaultfd handler thread; system calls on such pages are served too
+};
+
 /// How a context is made. Environment variables (USM_BACKEND, USM_DEVICE,
 /// USM_VA_SIZE, USM_BLOCK, USM_LOG) override these, so existing programs can
 /// be steered without rebuilding.
@@ -57,6 +64,9 @@ struct context_options {
     /// Largest run of fresh pages one host write fault opens at once (a power
     /// of two from 4 KiB to 2 MiB; USM_BLOCK).
     std::size_t block_size = std::size_t{2} << 20;
+    /// How host faults are caught (USM_FAULT=signal|uffd). A userfaultfd that
+    /// the process may not open falls back to signal, with one log line.
+    usm::fault_path fault = usm::fault_path::automatic;
     /// Throw errc::no_device when no device is found (else a host-only context).
     bool require_device = true;
 };
@@ -125,6 +135,21 @@ public:
         free_bytes(p.get());
     }
     void free_bytes(const void* p);
+
+    /// Makes `count` elements from `p` accessible to the host as `a` now:
+    /// valid (read) or exclusive (write, read_write), waiting for kernels that
+    /// conflict. Host code never needs it; system calls do on the signal fault
+    /// path, where the kernel answers EFAULT instead of faulting into usm
+    /// (read(2) into device-resident memory, for example). Throws usm::error:
+    /// not_a_usm_pointer, out_of_range, transfer_failed (nothing is lost).
+    template <class T>
+    void host_access(ptr<T> p, std::size_t count, access a) {
+        host_access_bytes(p.get(), count * sizeof(T), a);
+    }
+    void host_access_bytes(const void* p, std::size_t bytes, access a);
+
+    /// The fault path this context uses (after options, USM_FAULT and fallback).
+    usm::fault_path fault_handling() const noexcept;
 
     /// True when `p` lies inside a live allocation of this context.
     bool owns(const void* p) const noexcept;

@@ -1,0 +1,64 @@
+// core/fault_injection.cpp - the armed counters behind testing::maybe_fail.
+#include "core/fault_injection.hpp"
+
+#include <atomic>
+
+#include "core/device_interface.hpp"
+#include "core/diagnostics.hpp"
+
+namespace usm::detail::testing {
+
+namespace {
+
+struct armed {
+    std::atomic<int> skip{0};
+    std::atomic<int> count{0};
+};
+armed g_armed[3];
+std::atomic<bool> g_any{false};
+std::atomic<unsigned> g_fired{0};
+
+const char* name(injected_call call) {
+    switch (call) {
+        case injected_call::upload:
+            return "upload";
+        case injected_call::download:
+            return "download";
+        case injected_call::create_mirror:
+            return "create_mirror";
+    }
+    return "?";
+}
+
+}  // namespace
+
+void inject_failure(injected_call call, unsigned skip, unsigned count) noexcept {
+    armed& a = g_armed[static_cast<int>(call)];
+    a.skip = static_cast<int>(skip);
+    a.count = static_cast<int>(count);
+    g_any = true;
+}
+
+void clear_injected_failures() noexcept {
+    for (armed& a : g_armed) {
+        a.skip = 0;
+        a.count = 0;
+    }
+    g_any = false;
+    g_fired = 0;
+}
+
+unsigned injected_failures_fired() noexcept { return g_fired; }
+
+void maybe_fail(injected_call call, const device_backend& device) {
+    if (!g_any.load(std::memory_order_relaxed)) return;
+    armed& a = g_armed[static_cast<int>(call)];
+    if (a.count.load() <= 0) return;
+    if (a.skip.fetch_sub(1) > 0) return;
+    if (a.count.fetch_sub(1) <= 0) return;
+    ++g_fired;
+    throw_error(call == injected_call::create_mirror ? errc::out_of_memory : errc::transfer_failed, name(call), " on ",
+                device.properties().name, " failed (injected by a test)");
+}
+
+}  // namespace usm::detail::testing
