@@ -11,6 +11,7 @@
 #include <iterator>
 
 #include "core/diagnostics.hpp"
+#include "core/fault_uffd.hpp"
 
 namespace usm::detail {
 
@@ -86,7 +87,18 @@ void address_space::release(std::byte* view_address, std::size_t bytes) {
         // Cannot happen on a memfd; zero through the alias so the promise holds.
         std::memset(m_alias + offset, 0, bytes);
     }
+    if (m_uffd != nullptr) {
+        // Drop write-protect markers with the pages, and let any thread still
+        // waiting on them retry: the range is inaccessible now, so it faults
+        // as a stray access.
+        try {
+            m_uffd->write_protect(view_address, bytes, false, false);
+        } catch (const error& e) {
+            log(log_level::warn, "releasing ", static_cast<void*>(view_address), ": ", e.what());
+        }
+    }
     ::mprotect(view_address, bytes, PROT_NONE);
+    if (m_uffd != nullptr) m_uffd->wake(view_address, bytes);
 
     auto [it, inserted] = m_free.emplace(offset, bytes);
     if (auto next = std::next(it); next != m_free.end() && it->first + it->second == next->first) {
@@ -104,10 +116,49 @@ void address_space::release(std::byte* view_address, std::size_t bytes) {
 
 void address_space::protect(std::byte* view_address, std::size_t bytes, protection p) {
     if (bytes == 0) return;
+    if (m_uffd != nullptr) {
+        switch (p) {
+            case protection::none:
+                // Unmap first, so no thread can write between the two steps;
+                // the page stays in the memfd and faults back as a minor fault.
+                if (::madvise(view_address, bytes, MADV_DONTNEED) != 0)
+                    throw_error(errc::out_of_memory, "madvise(", static_cast<void*>(view_address), ", ",
+                                format_bytes(bytes), ", MADV_DONTNEED) failed: ", std::strerror(errno));
+                m_uffd->write_protect(view_address, bytes, false, false);
+                return;
+            case protection::read:
+                m_uffd->write_protect(view_address, bytes, true);
+                return;
+            case protection::read_write:
+                m_uffd->write_protect(view_address, bytes, false);
+                return;
+        }
+    }
     if (::mprotect(view_address, bytes, to_prot(p)) != 0) {
         throw_error(errc::out_of_memory, "mprotect(", static_cast<void*>(view_address), ", ", format_bytes(bytes),
                     ") failed: ", std::strerror(errno), " (vm.max_map_count may be too low)");
     }
+}
+
+}  // namespace usm::detail
+
+namespace usm::detail {
+
+void address_space::activate(std::byte* view_address, std::size_t bytes) {
+    if (m_uffd == nullptr) return;
+    if (::mprotect(view_address, bytes, PROT_READ | PROT_WRITE) != 0)
+        throw_error(errc::out_of_memory, "mprotect(", static_cast<void*>(view_address), ", ", format_bytes(bytes),
+                    ") failed: ", std::strerror(errno), " (vm.max_map_count may be too low)");
+}
+
+void address_space::map_now(std::byte* view_address, std::size_t bytes, protection p) {
+    const auto offset = static_cast<off_t>(view_address - m_view);
+    // UFFDIO_CONTINUE maps existing memfd pages only: create the missing ones
+    // (they read zero, as a hole does).
+    if (::fallocate(m_memfd, 0, offset, static_cast<off_t>(bytes)) != 0)
+        throw_error(errc::out_of_memory, "fallocate of ", format_bytes(bytes),
+                    " of host backing failed: ", std::strerror(errno));
+    m_uffd->map(view_address, bytes, p == protection::read);
 }
 
 }  // namespace usm::detail

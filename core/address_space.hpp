@@ -18,6 +18,8 @@
 
 namespace usm::detail {
 
+class uffd_region;
+
 inline constexpr std::size_t page_size = 4096;
 inline constexpr std::size_t page_shift = 12;
 
@@ -57,15 +59,32 @@ public:
     /// (they read zero afterwards) and its view is protected none.
     void release(std::byte* view_address, std::size_t bytes);
 
-    /// mprotect of the view pages [view_address, +bytes). Throws usm::error
-    /// (out_of_memory: the kernel could not split the mapping).
+    /// Limits what the host may do with the view pages [view_address,
+    /// +bytes). Signal path: mprotect. Userfaultfd path: absent pages stay
+    /// absent, and `none` unmaps (MADV_DONTNEED), `read` write-protects,
+    /// `read_write` lifts write protection. Throws usm::error (out_of_memory:
+    /// the kernel could not split the mapping).
     void protect(std::byte* view_address, std::size_t bytes, protection p);
+
+    /// Switches the view to the userfaultfd path (before any allocation):
+    /// live allocations' VMAs become read-write and `uffd` decides per page.
+    void use_userfaultfd(uffd_region* uffd) noexcept { m_uffd = uffd; }
+    bool uses_userfaultfd() const noexcept { return m_uffd != nullptr; }
+    /// Makes a freshly carved run usable: on the userfaultfd path its VMA
+    /// becomes read-write (what the host may do is then per page); on the
+    /// signal path nothing is needed.
+    void activate(std::byte* view_address, std::size_t bytes);
+    /// Userfaultfd path: maps [view_address, +bytes) now, read-only or
+    /// read-write (`p` must not be none), creating zero memfd pages where
+    /// none exist yet, and wakes threads waiting on them.
+    void map_now(std::byte* view_address, std::size_t bytes, protection p);
 
 private:
     std::byte* m_view = nullptr;
     std::byte* m_alias = nullptr;
     std::size_t m_size = 0;
     int m_memfd = -1;
+    uffd_region* m_uffd = nullptr;
     std::map<std::size_t, std::size_t> m_free;  // offset -> length, coalesced
 };
 

@@ -1,5 +1,6 @@
 // core/context.cpp - context creation and teardown, allocation, host faults.
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 
 #include "core/context_impl.hpp"
 #include "core/diagnostics.hpp"
+#include "core/fault_injection.hpp"
 #include "core/mmu_check.hpp"
 
 namespace usm::detail {
@@ -20,6 +22,19 @@ context_impl::context_impl(const context_options& options)
       m_options(resolve_options(options)),
       m_space(std::make_unique<address_space>(m_options.va_size)),
       m_coherence(*m_space, m_stats, m_by_location, m_options.block_size >> page_shift) {
+    // The signal path is the default: measured faster on the machines usm
+    // runs on (docs/fault-paths.md).
+    if (m_options.fault == usm::fault_path::userfaultfd) {
+        std::string why_not = "denied by a test";
+        if (!testing::userfaultfd_denied()) m_uffd = uffd_region::open(m_space->view_begin(), m_space->size(), why_not);
+        if (m_uffd) {
+            m_space->use_userfaultfd(m_uffd.get());
+            m_fault_path = usm::fault_path::userfaultfd;
+        } else {
+            log(log_level::warn, "userfaultfd fault path unavailable, using SIGSEGV instead: ", why_not);
+        }
+    }
+
     std::vector<std::string> reasons;
     for (const backend_entry& entry : registered_backends()) {
         if (m_options.backend != "all" && m_options.backend != entry.name) continue;
@@ -53,9 +68,12 @@ context_impl::context_impl(const context_options& options)
     }
     // Drivers (PoCL's LLVM) install SIGSEGV handlers while they load: put
     // usm's back on top now that they are loaded.
+    // Stray accesses (guard pages, freed ranges) fault as SIGSEGV on both
+    // paths: the handler passes them on.
     register_fault_range(m_space->view_begin(), m_space->view_end(), this);
     m_registered = true;
     ensure_fault_handler_on_top();
+    if (m_uffd) m_uffd->start([this](const uffd_region::fault& f) { serve_uffd_fault(f); });
 }
 
 void context_impl::open_device(driver& drv, const char* backend_name, std::size_t index,
@@ -97,6 +115,7 @@ context_impl::~context_impl() {
         }
     }
     for (auto& slot : m_slots) slot->backend->wait_idle();
+    if (m_uffd) m_uffd->stop();
     if (m_registered) unregister_fault_range(this);
     // Mirrors go with their allocations; the address space is unmapped last.
     std::lock_guard lock(m_lock);
@@ -153,6 +172,7 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
     a->page_count = pages;
     a->id = m_next_id++;
     try {
+        m_space->activate(*base, pages << page_shift);
         m_coherence.init_allocation(*a);
         if (where.where() == placement::kind::device) {
             device_slot& dev = *where.target();
@@ -209,7 +229,7 @@ bool context_impl::owns(const void* p) const noexcept {
 
 /* --- host faults -------------------------------------------------------- */
 
-bool context_impl::serve_host_access(void* address, host_access kind, bool count) {
+bool context_impl::serve_host_access(void* address, host_access kind, bool count, bool map) {
     lock_type lock(m_lock);
     bool waited = false;
     for (;;) {
@@ -223,6 +243,7 @@ bool context_impl::serve_host_access(void* address, host_access kind, bool count
         if (outcome.waits.empty()) {
             // A fault is counted once, when usm had to act on it.
             if (count && (outcome.changed || waited)) ++(write ? m_stats.host_write_faults : m_stats.host_read_faults);
+            if (map) map_around(*a, page);
             return true;
         }
         wait_unlocked(lock, outcome.waits);
@@ -251,6 +272,41 @@ bool context_impl::on_host_fault(void* address, host_access kind) noexcept {
         ::sigaction(SIGBUS, &dfl, nullptr);
         ::raise(SIGBUS);
         return true;
+    }
+}
+
+void context_impl::map_around(const allocation& a, std::size_t page) {
+    // Under the lock, so no launch revokes these pages between the decision
+    // and the map. Neighbours the host may touch the same way come along
+    // (within one block), so a sweep takes one fault per block, not per page.
+    const protection p = a.pages[page].host_protection();
+    if (p == protection::none) return;
+    const std::size_t block = m_options.block_size >> page_shift;
+    const std::size_t first = page & ~(block - 1), end = std::min(first + block, a.page_count);
+    std::size_t lo = page, hi = page + 1;
+    while (lo > first && a.pages[lo - 1].host_protection() == p) --lo;
+    while (hi < end && a.pages[hi].host_protection() == p) ++hi;
+    m_space->map_now(a.page_address(lo), (hi - lo) << page_shift, p);
+}
+
+void context_impl::serve_uffd_fault(const uffd_region::fault& f) noexcept {
+    try {
+        if (!serve_host_access(f.address, f.kind, true, true)) {
+            // Freed meanwhile: the range is inaccessible now, so the retry
+            // faults as a stray access.
+            auto* page = reinterpret_cast<std::byte*>(reinterpret_cast<std::uintptr_t>(f.address) & ~(page_size - 1));
+            m_uffd->wake(page, page_size);
+        }
+    } catch (const std::exception& e) {
+        log(log_level::error, "host ", f.kind == host_access::write ? "write" : "read", " of ", f.address, " (thread ",
+            f.thread, ") cannot be served: ", e.what(), "; raising SIGBUS in that thread");
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        sigemptyset(&dfl.sa_mask);
+        ::sigaction(SIGBUS, &dfl, nullptr);
+        ::syscall(SYS_tgkill, ::getpid(), f.thread, SIGBUS);
+        auto* page = reinterpret_cast<std::byte*>(reinterpret_cast<std::uintptr_t>(f.address) & ~(page_size - 1));
+        m_uffd->wake(page, page_size);
     }
 }
 

@@ -15,6 +15,7 @@
 #include "core/coherence.hpp"
 #include "core/device_slot.hpp"
 #include "core/fault_signal.hpp"
+#include "core/fault_uffd.hpp"
 #include "core/inflight.hpp"
 #include "core/lock_order.hpp"
 #include "usm/context.hpp"
@@ -65,7 +66,12 @@ private:
     void check_process(const char* operation) const;
     /// Makes the page holding `address` host-accessible as `kind`, waiting
     /// as needed. False when no allocation holds it. Throws on failure.
-    bool serve_host_access(void* address, host_access kind, bool count);
+    /// On the userfaultfd path with `map`, also maps the page (and its
+    /// neighbours in the same block that the host may touch the same way).
+    bool serve_host_access(void* address, host_access kind, bool count, bool map = false);
+    void map_around(const allocation& a, std::size_t page);
+    /// The userfaultfd handler thread's entry.
+    void serve_uffd_fault(const uffd_region::fault& f) noexcept;
     /// Waits (without the lock) for `waits`; returns with the lock held again.
     void wait_unlocked(lock_type& lock, std::vector<pending_wait>& waits);
     void free_locked(lock_type& lock, allocation& a);
@@ -75,6 +81,7 @@ private:
     pid_t m_pid;
     context_options m_options;
     std::unique_ptr<address_space> m_space;
+    std::unique_ptr<uffd_region> m_uffd;  // destroyed before m_space is unmapped
     std::vector<std::unique_ptr<device_slot>> m_slots;
     std::array<device_slot*, max_locations> m_by_location{};
 

@@ -50,6 +50,12 @@ void clear_injected_failures() noexcept {
 
 unsigned injected_failures_fired() noexcept { return g_fired; }
 
+namespace {
+std::atomic<bool> g_deny_uffd{false};
+}
+void deny_userfaultfd(bool deny) noexcept { g_deny_uffd = deny; }
+bool userfaultfd_denied() noexcept { return g_deny_uffd; }
+
 void maybe_fail(injected_call call, const device_backend& device) {
     if (!g_any.load(std::memory_order_relaxed)) return;
     armed& a = g_armed[static_cast<int>(call)];

@@ -22,6 +22,11 @@ void clear_injected_failures() noexcept;
 /// How many injected failures have fired since the last clear.
 unsigned injected_failures_fired() noexcept;
 
+/// Makes new contexts behave as if opening a userfaultfd were not permitted
+/// (to test the fallback to the signal path).
+void deny_userfaultfd(bool deny) noexcept;
+bool userfaultfd_denied() noexcept;
+
 /// Called by the core just before the backend call. Throws usm::error
 /// (transfer_failed, or out_of_memory for create_mirror) when armed.
 void maybe_fail(injected_call call, const device_backend& device);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <functional>
@@ -13,6 +14,7 @@
 #include "core/address_space.hpp"
 #include "core/coherence.hpp"
 #include "core/context_impl.hpp"
+#include "core/fault_injection.hpp"
 #include "core/page_state.hpp"
 #include "usm/usm.hpp"
 
@@ -254,16 +256,49 @@ TEST(host_context, address_space_fills_up_and_recovers) {
     EXPECT_EQ(ctx.alloc<char>(31 * 4096), blocks[3]);
 }
 
+TEST(fault_path_fallback, a_denied_userfaultfd_falls_back_to_signal_with_one_log_line) {
+    usm::context_options o;
+    o.fault = usm::fault_path::userfaultfd;
+    o.device = "no-such-device";
+    o.require_device = false;
+    std::string saved = std::getenv("USM_FAULT") ? std::getenv("USM_FAULT") : "";
+    ::unsetenv("USM_FAULT");
+    usm::detail::testing::deny_userfaultfd(true);
+    ::testing::internal::CaptureStderr();
+    {
+        usm::context ctx(o);
+        EXPECT_EQ(ctx.fault_handling(), usm::fault_path::signal);
+        auto p = ctx.alloc<int>(1000);
+        p[999] = 3;  // served by the signal path
+        EXPECT_EQ(p[999], 3);
+    }
+    const std::string err = ::testing::internal::GetCapturedStderr();
+    usm::detail::testing::deny_userfaultfd(false);
+    if (!saved.empty()) ::setenv("USM_FAULT", saved.c_str(), 1);
+    EXPECT_NE(err.find("userfaultfd fault path unavailable"), std::string::npos) << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
 /* --- signal handling ---------------------------------------------------- */
 
-/// Saves and restores the process's SIGSEGV disposition around a test.
-class signal_test : public testing::Test {
+/// Saves and restores the process's SIGSEGV disposition around a test, and
+/// pins the signal fault path (these tests are about SIGSEGV handling, also
+/// when the suite runs with USM_FAULT=uffd).
+class signal_test : public ::testing::Test {
 protected:
-    void SetUp() override { ::sigaction(SIGSEGV, nullptr, &m_saved); }
-    void TearDown() override { ::sigaction(SIGSEGV, &m_saved, nullptr); }
+    void SetUp() override {
+        ::sigaction(SIGSEGV, nullptr, &m_saved);
+        if (const char* f = std::getenv("USM_FAULT")) m_fault = f;
+        ::unsetenv("USM_FAULT");
+    }
+    void TearDown() override {
+        ::sigaction(SIGSEGV, &m_saved, nullptr);
+        if (!m_fault.empty()) ::setenv("USM_FAULT", m_fault.c_str(), 1);
+    }
 
 private:
     struct sigaction m_saved {};
+    std::string m_fault;
 };
 
 using host_context_death = signal_test;
@@ -278,7 +313,7 @@ TEST_F(host_context_death, a_fault_outside_usm_still_kills_with_sigsegv) {
             volatile int* stray = nullptr;
             *stray = 1;
         },
-        testing::KilledBySignal(SIGSEGV), "");
+        ::testing::KilledBySignal(SIGSEGV), "");
 }
 
 TEST_F(host_context_death, an_overrun_into_the_guard_page_kills_with_sigsegv) {
@@ -290,7 +325,7 @@ TEST_F(host_context_death, an_overrun_into_the_guard_page_kills_with_sigsegv) {
             volatile char* past = p.get() + 4096;
             *past = 1;
         },
-        testing::KilledBySignal(SIGSEGV), "");
+        ::testing::KilledBySignal(SIGSEGV), "");
 }
 
 // A handler that fixes the fault by opening the page, as a garbage collector's
@@ -369,7 +404,7 @@ TEST_F(host_context_death, a_foreign_fault_below_a_restoring_handler_still_kills
             volatile int* stray = nullptr;
             *stray = 1;
         },
-        testing::KilledBySignal(SIGSEGV), "");
+        ::testing::KilledBySignal(SIGSEGV), "");
 }
 
 }  // namespace
