@@ -132,6 +132,7 @@ void context_impl::check_process(const char* operation) const {
 
 void context_impl::wait_unlocked(lock_type& lock, std::vector<pending_wait>& waits) {
     lock.unlock();
+    context_mutex::assert_none_held();
     try {
         for (const pending_wait& w : waits) w.device->wait(w.point);
     } catch (...) {

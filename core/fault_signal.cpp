@@ -8,12 +8,15 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <thread>
 
 #include "core/coherence.hpp"
 #include "core/diagnostics.hpp"
+#include "core/lock_order.hpp"
 
 namespace usm::detail {
 
@@ -36,7 +39,22 @@ range_slot g_slots[max_contexts];
 // Double-buffered so the handler never reads one being written.
 struct sigaction g_previous[2];
 std::atomic<int> g_previous_index{0};
-std::mutex g_install_mutex;
+std::mutex g_install_mutex;  // core/lock_order.hpp, level "install"
+
+/// g_install_mutex with its rank recorded (it is taken alone).
+class install_lock {
+public:
+    install_lock() {
+        lock_ranks::acquire(lock_level::install);
+        g_install_mutex.lock();
+    }
+    ~install_lock() {
+        g_install_mutex.unlock();
+        lock_ranks::release(lock_level::install);
+    }
+    install_lock(const install_lock&) = delete;
+    install_lock& operator=(const install_lock&) = delete;
+};
 
 host_access access_of(void* ucontext) noexcept {
 #if defined(__x86_64__)
@@ -153,7 +171,7 @@ void install_locked(bool from_handler) noexcept {
 }  // namespace
 
 void register_fault_range(std::byte* begin, std::byte* end, fault_target* target) {
-    std::lock_guard lock(g_install_mutex);
+    install_lock lock;
     for (range_slot& slot : g_slots) {
         if (slot.target.load(std::memory_order_relaxed) != nullptr) continue;
         slot.begin.store(reinterpret_cast<std::uintptr_t>(begin), std::memory_order_relaxed);
@@ -166,7 +184,7 @@ void register_fault_range(std::byte* begin, std::byte* end, fault_target* target
 }
 
 void unregister_fault_range(fault_target* target) noexcept {
-    std::lock_guard lock(g_install_mutex);
+    install_lock lock;
     for (range_slot& slot : g_slots) {
         if (slot.target.load(std::memory_order_relaxed) != target) continue;
         slot.target.store(nullptr, std::memory_order_release);
@@ -188,7 +206,7 @@ fault_target* fault_range_owner(const void* p) noexcept {
 }
 
 void ensure_fault_handler_on_top() noexcept {
-    std::lock_guard lock(g_install_mutex);
+    install_lock lock;
     install_locked(false);
 }
 
@@ -196,6 +214,14 @@ bool fault_handler_is_on_top() noexcept {
     struct sigaction current {};
     ::sigaction(SIGSEGV, nullptr, &current);
     return is_ours(current);
+}
+
+void lock_order_violation(lock_level taking, unsigned held) noexcept {
+    std::fprintf(stderr,
+                 "usm: internal error: lock order violated: taking level %u while holding levels 0x%x "
+                 "(see core/lock_order.hpp)\n",
+                 static_cast<unsigned>(taking), held);
+    std::abort();
 }
 
 }  // namespace usm::detail

@@ -37,6 +37,7 @@ kernel context_impl::load_kernel(device_slot& dev, const spirv& code, std::strin
     auto state = std::make_shared<kernel_state>();
     state->backend = dev.backend;
     state->slot = &dev;
+    context_mutex::assert_none_held();
     state->compiled = dev.backend->build_spirv(code.words, entry);
     ensure_fault_handler_on_top();  // compilers may install handlers of their own
     return kernel(std::move(state));
@@ -47,6 +48,7 @@ kernel context_impl::load_kernel(device_slot& dev, const opencl_c& code, std::st
     auto state = std::make_shared<kernel_state>();
     state->backend = dev.backend;
     state->slot = &dev;
+    context_mutex::assert_none_held();
     state->compiled = dev.backend->build_opencl_c(code.source, code.options, entry);
     ensure_fault_handler_on_top();
     return kernel(std::move(state));
@@ -131,6 +133,7 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
     sync_point done;
     try {
         const sync_point after[] = {staged};
+        m_lock.assert_held();
         done = dev.backend->launch(*k.state()->compiled, grid_dims, group_dims, bound,
                                    staged.empty() ? std::span<const sync_point>{} : std::span<const sync_point>(after));
     } catch (...) {
@@ -170,6 +173,7 @@ event device::launch_args(const kernel& k, grid g, group l, std::span<const deta
 const std::string& kernel::name() const { return m_state->compiled->entry(); }
 
 void event::wait() const {
+    detail::context_mutex::assert_none_held();
     if (m_state) m_state->backend->wait(m_state->point);
 }
 bool event::ready() const { return !m_state || m_state->backend->reached(m_state->point); }

@@ -21,7 +21,8 @@
 // because usm itself never touches the application view (it reads and writes
 // through the alias), so a thread holding m_lock never faults into usm. Debug
 // builds assert it: a usm fault on a thread that holds m_lock aborts with a
-// message instead of deadlocking.
+// message instead of deadlocking. Taking a lock of a lower level while holding
+// a higher one aborts with a message in every build (lock_ranks).
 #pragma once
 
 #include <cassert>
@@ -29,19 +30,52 @@
 
 namespace usm::detail {
 
-/// A std::mutex that remembers (per thread) whether it is held, so the fault
-/// handler can assert it is not re-entered.
+/// The levels above, as numbers: a thread may take a lock only while every
+/// lock it holds has a lower level.
+enum class lock_level : unsigned { install = 1, context = 2 };
+
+/// Reports a broken lock order (a usm bug) and aborts: continuing could
+/// deadlock. Defined in fault_signal.cpp.
+[[noreturn]] void lock_order_violation(lock_level taking, unsigned held) noexcept;
+
+/// Per-thread record of held levels. The check is one thread-local test per
+/// lock, so it runs in every build, not only debug ones.
+class lock_ranks {
+public:
+    static void acquire(lock_level l) noexcept {
+        if ((t_held >> static_cast<unsigned>(l)) != 0) lock_order_violation(l, t_held);
+        t_held |= 1u << static_cast<unsigned>(l);
+    }
+    static void release(lock_level l) noexcept { t_held &= ~(1u << static_cast<unsigned>(l)); }
+    static bool holds(lock_level l) noexcept { return (t_held & (1u << static_cast<unsigned>(l))) != 0; }
+
+private:
+    static inline thread_local unsigned t_held = 0;
+};
+
+/// A std::mutex of level `context` that also remembers which instance this
+/// thread holds, so the fault handler can refuse to re-enter it.
 class context_mutex {
 public:
     void lock() {
+        lock_ranks::acquire(lock_level::context);
         m_mutex.lock();
         t_held = this;
     }
     void unlock() {
         t_held = nullptr;
         m_mutex.unlock();
+        lock_ranks::release(lock_level::context);
     }
     bool held_by_this_thread() const noexcept { return t_held == this; }
+    /// Debug check before a submitting backend call.
+    void assert_held() const noexcept {
+        assert(held_by_this_thread() && "backend submission without the context lock");
+    }
+    /// Debug check before waiting for the device or building a kernel.
+    static void assert_none_held() noexcept {
+        assert(!lock_ranks::holds(lock_level::context) && "waiting or building while holding a context lock");
+    }
 
 private:
     std::mutex m_mutex;

@@ -15,6 +15,7 @@
 #include "core/coherence.hpp"
 #include "core/context_impl.hpp"
 #include "core/fault_injection.hpp"
+#include "core/lock_order.hpp"
 #include "core/page_state.hpp"
 #include "usm/usm.hpp"
 
@@ -277,6 +278,17 @@ TEST(fault_path_fallback, a_denied_userfaultfd_falls_back_to_signal_with_one_log
     if (!saved.empty()) ::setenv("USM_FAULT", saved.c_str(), 1);
     EXPECT_NE(err.find("userfaultfd fault path unavailable"), std::string::npos) << err;
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+}
+
+TEST(lock_order, taking_a_lower_level_lock_while_holding_a_higher_one_aborts_with_a_message) {
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    EXPECT_DEATH(
+        {
+            context_mutex m;
+            std::lock_guard hold(m);                   // level "context"
+            lock_ranks::acquire(lock_level::install);  // the registry's level comes first
+        },
+        "lock order violated");
 }
 
 /* --- signal handling ---------------------------------------------------- */
