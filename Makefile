@@ -26,9 +26,15 @@ demo: build
 	$(BUILD_DIR)/samples/hello
 	$(BUILD_DIR)/samples/saxpy
 	$(BUILD_DIR)/samples/heat2d
+	$(BUILD_DIR)/samples/pipeline
 
+# The device suites run twice: on the default (SIGSEGV) fault path, then on
+# userfaultfd. Suites that pin the path themselves (paths/, model/) run once.
 test: build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 600
+	@echo "== the device suites again, host faults through userfaultfd (USM_FAULT=uffd) =="
+	USM_FAULT=uffd ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 600 \
+	    -L 'vulkan|opencl' -E '^(paths|model)/|^package_consumer$$'
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

@@ -34,6 +34,8 @@ context_impl::context_impl(const context_options& options)
             log(log_level::warn, "userfaultfd fault path unavailable, using SIGSEGV instead: ", why_not);
         }
     }
+    log(log_level::debug, "host faults served by ",
+        m_fault_path == usm::fault_path::userfaultfd ? "userfaultfd" : "the SIGSEGV handler");
 
     std::vector<std::string> reasons;
     for (const backend_entry& entry : registered_backends()) {
@@ -253,6 +255,9 @@ bool context_impl::serve_host_access(void* address, host_access kind, bool count
 }
 
 bool context_impl::on_host_fault(void* address, host_access kind) noexcept {
+    // A forked child inherits the handler but not the memory (MADV_DONTFORK):
+    // its access is an ordinary stray one, passed on to end in SIGSEGV.
+    if (::getpid() != m_pid) return false;
     if (m_lock.held_by_this_thread()) {
         // usm touched the application view while holding its lock: a bug
         // that would deadlock. Say so rather than hang.

@@ -32,6 +32,10 @@ struct path_param {
 std::string path_param_name(const testing::TestParamInfo<path_param>& info) {
     return std::string(info.param.path == usm::fault_path::signal ? "signal_" : "uffd_") + info.param.backend;
 }
+// How GoogleTest (and so ctest's test names) shows a parameter.
+[[maybe_unused]] void PrintTo(const path_param& p, std::ostream* os) {
+    *os << (p.path == usm::fault_path::signal ? "signal" : "uffd") << " on " << p.backend;
+}
 
 class fault_path_test : public testing::TestWithParam<path_param> {
 protected:

@@ -56,6 +56,11 @@ protected:
             FAIL() << "cannot open backend " << GetParam() << ": " << e.what();
         }
         dev = &ctx->devices().front();
+        // The userfaultfd pass of `make test` must really run on it.
+        const char* fault = std::getenv("USM_FAULT");
+        if (in_ci() && fault != nullptr && std::string_view(fault) == "uffd") {
+            ASSERT_EQ(ctx->fault_handling(), usm::fault_path::userfaultfd) << "USM_FAULT=uffd fell back to SIGSEGV";
+        }
     }
 
     /// Counter deltas since `before`.

@@ -49,7 +49,7 @@ enum class fault_path {
 };
 
 /// How a context is made. Environment variables (USM_BACKEND, USM_DEVICE,
-/// USM_VA_SIZE, USM_BLOCK, USM_LOG) override these, so existing programs can
+/// USM_VA_SIZE, USM_BLOCK, USM_FAULT, USM_LOG) override these, so existing programs can
 /// be steered without rebuilding.
 struct context_options {
     /// "vulkan", "opencl" or "all" (every backend that has a device).

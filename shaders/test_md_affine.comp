@@ -1,0 +1,12 @@
+// x[i] = x[i] * mul + add for i < n (wrapping): a step whose order matters,
+// so a chain of them across devices shows that each saw the last one's result.
+// Args: read_write uint x, uint n, uint mul, uint add.
+#version 460
+#extension GL_EXT_buffer_reference : require
+layout(local_size_x_id = 0) in;
+layout(buffer_reference, std430, buffer_reference_align = 4) buffer uints { uint v[]; };
+layout(push_constant, std430) uniform args { uints x; uint n; uint mul; uint add; };
+void main() {
+    uint i = gl_GlobalInvocationID.x;
+    if (i < n) x.v[i] = x.v[i] * mul + add;
+}
