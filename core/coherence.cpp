@@ -116,6 +116,26 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
 
 /* --- host faults -------------------------------------------------------- */
 
+std::pair<std::size_t, std::size_t> coherence::density_region(const allocation& a, std::size_t page) const {
+    // UVM's density prefetcher, over the aligned power-of-two regions that
+    // hold the page: the largest region more than half host-valid (counting
+    // what a smaller dense region already brings) is brought back whole. A
+    // sequential sweep so faults at pages 0, 1, 2, 4, 8, ... of a block; a
+    // random one stays at single pages until its pages fill in.
+    std::size_t first = page, end = page + 1;
+    for (std::size_t size = 2; size <= m_grant_pages; size *= 2) {
+        const std::size_t lo = page & ~(size - 1);
+        const std::size_t hi = std::min(lo + size, a.page_count);
+        std::size_t valid = end - first;
+        for (std::size_t q = lo; q < hi; ++q)
+            if ((q < first || q >= end) && a.pages[q].valid_at(host_location)) ++valid;
+        if (2 * valid <= size) continue;  // a larger region may still be dense
+        first = lo;
+        end = hi;
+    }
+    return {first, end};
+}
+
 coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_t page, host_access kind,
                                                        const inflight_tracker& inflight) {
     const page_state st = a.pages[page];
@@ -146,8 +166,17 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
     }
 
     if (!st.valid_at(host_location)) {
-        const std::size_t one[] = {page};
-        fetch_to_host(a, one);
+        // Bring back the densest aligned region around the page that no
+        // in-flight kernel writes (just the page when that region is busy).
+        auto [first, end] = density_region(a, page);
+        if (end - first > 1 && !inflight.conflicts(a, first, end, false, host_location).empty())
+            first = page, end = page + 1;
+        std::vector<std::size_t> missing;
+        for (std::size_t q = first; q < end; ++q)
+            if (!a.pages[q].valid_at(host_location)) missing.push_back(q);
+        fetch_to_host(a, missing);
+        m_counters.pages_read_ahead += missing.size() - 1;
+        if (end - first > 1) apply_host_protection(a, first, end);
     }
     if (write) {
         a.pages[page].valid = bit(host_location);  // every other copy is now stale
@@ -155,6 +184,28 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
     }
     apply_host_protection(a, page, page + 1);
     return {{}, true};
+}
+
+coherence::fault_outcome coherence::resolve_host_range(allocation& a, std::size_t first, std::size_t end, bool write,
+                                                       const inflight_tracker& inflight) {
+    if (auto waits = inflight.conflicts(a, first, end, write, host_location); !waits.empty())
+        return {std::move(waits), false};
+    std::vector<std::size_t> missing;
+    bool changed = false;
+    for (std::size_t q = first; q < end; ++q) {
+        const page_state& st = a.pages[q];
+        if (!st.valid_at(host_location)) missing.push_back(q);
+        if (write && (st.zero || st.valid != bit(host_location))) changed = true;
+    }
+    fetch_to_host(a, missing);
+    if (write) {
+        for (std::size_t q = first; q < end; ++q) {
+            a.pages[q].valid = bit(host_location);
+            a.pages[q].zero = false;
+        }
+    }
+    apply_host_protection(a, first, end);
+    return {{}, changed || !missing.empty()};
 }
 
 /* --- launches ----------------------------------------------------------- */

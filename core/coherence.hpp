@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/address_space.hpp"
@@ -74,6 +75,13 @@ public:
     fault_outcome resolve_host_fault(allocation& a, std::size_t page, host_access kind,
                                      const inflight_tracker& inflight);
 
+    /// Makes pages [first, end) of `a` host-readable (read) or host-exclusive
+    /// (write) at once, with one download batch per device holding missing
+    /// pages and nothing brought beyond the range. Same contract as
+    /// resolve_host_fault.
+    fault_outcome resolve_host_range(allocation& a, std::size_t first, std::size_t end, bool write,
+                                     const inflight_tracker& inflight);
+
     /// The in-flight work on other locations that a launch at `where` over
     /// `ranges` must wait for.
     std::vector<pending_wait> launch_conflicts(std::span<const range_request> ranges, location where,
@@ -104,6 +112,10 @@ private:
     /// Re-protects the view pages [first, end) of `a` from their states,
     /// one mprotect per run of equal protection.
     void apply_host_protection(const allocation& a, std::size_t first, std::size_t end);
+    /// The pages [first, end) a host fault on `page` brings back: the
+    /// largest aligned region around it, up to the block size, that is
+    /// already more than half host-valid (density prefetch).
+    std::pair<std::size_t, std::size_t> density_region(const allocation& a, std::size_t page) const;
     /// Downloads pages [first, end) of `a` that are not host-valid from a
     /// device holding them, and marks them host-valid (shared).
     void fetch_to_host(allocation& a, std::span<const std::size_t> pages);

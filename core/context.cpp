@@ -330,12 +330,21 @@ void context_impl::host_access_range(const void* p, std::size_t bytes, access a)
             throw_error(errc::out_of_range, "host_access(", p, ", ", format_bytes(bytes), "): runs past allocation ",
                         owner->id, " [", static_cast<const void*>(owner->base), ", +", format_bytes(owner->bytes), ")");
     }
-    const host_access kind = a == access::read ? host_access::read : host_access::write;
-    auto* first = reinterpret_cast<std::byte*>(reinterpret_cast<std::uintptr_t>(p) & ~std::uintptr_t{page_size - 1});
-    const auto* end = static_cast<const std::byte*>(p) + bytes;
-    for (std::byte* page = first; page < end; page += page_size)
-        if (!serve_host_access(page, kind, false))
+    lock_type lock(m_lock);
+    for (;;) {
+        allocation* owner = m_allocations.find(p);
+        if (owner == nullptr)
             throw_error(errc::not_a_usm_pointer, "host_access(", p, "): the allocation was freed meanwhile");
+        const std::size_t first = owner->page_of(p);
+        const std::size_t end = owner->page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
+        m_inflight.retire_completed();
+        // Exactly the range, in one batch per device, no read-ahead. On the
+        // userfaultfd path pages not mapped yet map at their first (minor)
+        // fault; system calls take that fault too.
+        auto outcome = m_coherence.resolve_host_range(*owner, first, end, a != access::read, m_inflight);
+        if (outcome.waits.empty()) return;
+        wait_unlocked(lock, outcome.waits);
+    }
 }
 
 /* --- statistics --------------------------------------------------------- */

@@ -16,6 +16,7 @@ std::ostream& operator<<(std::ostream& os, const stats& s) {
     return os << "host_faults=" << s.host_read_faults << "r/" << s.host_write_faults << "w"
               << " to_device=" << s.pages_to_device << "p/" << s.bytes_to_device << "B"
               << " to_host=" << s.pages_to_host << "p/" << s.bytes_to_host << "B"
+              << " read_ahead=" << s.pages_read_ahead << "p"
               << " zero_filled=" << s.pages_zero_filled << "p"
               << " batches=" << s.transfer_batches << " launches=" << s.launches << " kernel_waits=" << s.kernel_waits
               << " live=" << s.allocations << "/" << s.bytes_allocated << "B";

@@ -194,6 +194,83 @@ TEST_P(migration, ranges_inside_pages_and_interior_pointers_touch_only_what_they
     EXPECT_EQ(ctx->stats().pages_to_device, 5u);  // pages 0-3 and 7
 }
 
+/* --- read-ahead on host faults ------------------------------------------ */
+
+class read_ahead : public device_test {
+protected:
+    /// n words a kernel wrote, so only the device holds them.
+    usm::ptr<std::uint32_t> device_written(usm::context& c, usm::device& d, std::size_t n, std::uint32_t seed) {
+        auto x = c.alloc<std::uint32_t>(n);
+        usm::kernel fill = usm_test::load(d, USM_TEST_KERNEL(test_fill));
+        d.launch(fill, groups_for(n), usm::group{64}, usm::write(x, n), std::uint32_t(n), seed).wait();
+        return x;
+    }
+};
+
+TEST_P(read_ahead, a_sequential_sweep_faults_at_doubling_offsets_of_each_block) {
+    const std::size_t pages = 2048;  // four 2 MiB blocks
+    const std::size_t n = pages * words_per_page;
+    auto x = device_written(*ctx, *dev, n, 11);
+    const usm::stats before = ctx->stats();
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(x[i], fill_value(static_cast<std::uint32_t>(i), 11)) << i;
+    const usm::stats d = since(before);
+    EXPECT_EQ(d.pages_to_host, pages);
+    // Faults at pages 0, 1, 2, 4, ..., 256 of each 512-page block: the region
+    // around a fault is brought back once it is more than half host-valid.
+    EXPECT_EQ(d.host_read_faults, 4u * 10u);
+    EXPECT_EQ(d.pages_read_ahead, pages - d.host_read_faults);
+    EXPECT_LE(d.transfer_batches, 4u * 10u);
+    ctx->impl().check_invariants();
+}
+
+TEST_P(read_ahead, a_4k_block_size_turns_it_off) {
+    usm::context_options o;
+    o.block_size = 4096;
+    auto small = usm_test::open_backend(GetParam(), o);
+    usm::device& d = small->devices().front();
+    const std::size_t pages = 64;
+    const std::size_t n = pages * words_per_page;
+    auto x = device_written(*small, d, n, 12);
+    const usm::stats before = small->stats();
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(x[i], fill_value(static_cast<std::uint32_t>(i), 12)) << i;
+    const usm::stats after = small->stats();
+    EXPECT_EQ(after.host_read_faults - before.host_read_faults, pages);
+    EXPECT_EQ(after.pages_to_host - before.pages_to_host, pages);
+    EXPECT_EQ(after.pages_read_ahead - before.pages_read_ahead, 0u);
+}
+
+TEST_P(read_ahead, a_region_a_kernel_is_writing_shrinks_to_the_page_and_nothing_waits) {
+    const std::size_t pages = 272;
+    const std::size_t n = pages * words_per_page;
+    auto x = device_written(*ctx, *dev, n, 13);
+    // Pages 0-6 and 8-14 on the host (host_access moves exactly its range).
+    ctx->host_access(x, 7 * words_per_page, usm::access::read);
+    ctx->host_access(x + 8 * words_per_page, 7 * words_per_page, usm::access::read);
+    // A slow kernel rewrites pages 15-271; page 15 is inside the region
+    // [0, 16) that a fault on page 7 would bring back.
+    const std::size_t first = 15 * words_per_page, count = n - first;
+    const std::uint32_t rounds = 200;
+    usm::kernel slow = usm_test::load(*dev, USM_TEST_KERNEL(test_slow_fill));
+    usm::event done = dev->launch(slow, groups_for(count), usm::group{64}, usm::write(x + first, count),
+                                  std::uint32_t(count), rounds);
+    const usm::stats before = ctx->stats();
+    EXPECT_EQ(x[7 * words_per_page + 3], fill_value(7 * words_per_page + 3, 13));
+    const bool was_running = !done.ready();  // then it ran during the fault too
+    const usm::stats d = since(before);
+    EXPECT_EQ(d.kernel_waits, 0u) << "read-ahead waited for a kernel the fault did not need";
+    if (was_running) {
+        EXPECT_EQ(d.pages_to_host, 1u);
+        EXPECT_EQ(d.pages_read_ahead, 0u);
+    } else {
+        EXPECT_LE(d.pages_to_host, 2u);  // the kernel finished first: page 15 may come along
+    }
+    done.wait();
+    for (std::size_t i = 0; i < count; ++i)
+        ASSERT_EQ(x[first + i], slow_value(static_cast<std::uint32_t>(i), rounds)) << i;
+    for (std::size_t i = 0; i < first; ++i) ASSERT_EQ(x[i], fill_value(static_cast<std::uint32_t>(i), 13)) << i;
+    ctx->impl().check_invariants();
+}
+
 /* --- in-flight kernels -------------------------------------------------- */
 
 class inflight : public device_test {};
@@ -336,6 +413,7 @@ TEST_P(bad_input, every_error_names_the_problem_and_leaves_data_intact) {
 USM_INSTANTIATE_PER_BACKEND(fresh_memory);
 USM_INSTANTIATE_PER_BACKEND(round_trip);
 USM_INSTANTIATE_PER_BACKEND(migration);
+USM_INSTANTIATE_PER_BACKEND(read_ahead);
 USM_INSTANTIATE_PER_BACKEND(inflight);
 USM_INSTANTIATE_PER_BACKEND(bad_input);
 

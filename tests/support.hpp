@@ -73,6 +73,7 @@ protected:
         d.bytes_to_device = now.bytes_to_device - before.bytes_to_device;
         d.pages_to_host = now.pages_to_host - before.pages_to_host;
         d.bytes_to_host = now.bytes_to_host - before.bytes_to_host;
+        d.pages_read_ahead = now.pages_read_ahead - before.pages_read_ahead;
         d.pages_zero_filled = now.pages_zero_filled - before.pages_zero_filled;
         d.transfer_batches = now.transfer_batches - before.transfer_batches;
         d.launches = now.launches - before.launches;

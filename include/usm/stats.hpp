@@ -17,6 +17,7 @@ struct stats {
     std::uint64_t bytes_to_device = 0;
     std::uint64_t pages_to_host = 0;  ///< pages copied device -> host
     std::uint64_t bytes_to_host = 0;
+    std::uint64_t pages_read_ahead = 0;   ///< of pages_to_host, those a host fault brought back ahead of use
     std::uint64_t pages_zero_filled = 0;  ///< fresh pages made valid on a device by a fill, not a copy
     std::uint64_t transfer_batches = 0;   ///< transfer-queue submissions that carried migrations
     std::uint64_t launches = 0;           ///< kernels launched
