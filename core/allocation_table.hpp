@@ -27,6 +27,9 @@ struct allocation {
     /// Per location, the launch that last wrote this allocation there: a
     /// download from that location waits for it (device_interface.hpp).
     std::array<sync_point, max_locations> last_write{};
+    /// Per location, the last upload batch into this allocation's mirror
+    /// there: a launch there waits for it (a prefetch may still be copying).
+    std::array<sync_point, max_locations> last_upload{};
 
     std::size_t page_of(const void* p) const noexcept {
         return static_cast<std::size_t>(static_cast<const std::byte*>(p) - base) >> page_shift;

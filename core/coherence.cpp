@@ -289,6 +289,7 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
         abandon_launch(ranges);
         throw;
     }
+    for (const range_request& r : ranges) r.alloc->last_upload[where] = staged;
     m_counters.pages_to_device += copied;
     m_counters.bytes_to_device += copied * page_size;
     m_counters.pages_zero_filled += filled;

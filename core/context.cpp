@@ -316,32 +316,39 @@ void context_impl::serve_uffd_fault(const uffd_region::fault& f) noexcept {
     }
 }
 
+allocation& context_impl::locate(const char* operation, const void* p, std::size_t bytes) {
+    allocation* owner = m_allocations.find(p);
+    if (owner == nullptr) {
+        const fault_target* other = fault_range_owner(p);
+        throw_error(errc::not_a_usm_pointer, operation, "(", p, ", ", format_bytes(bytes), "): ",
+                    other != nullptr && other != this ? "belongs to another usm context"
+                                                      : "not in a live allocation of this context");
+    }
+    const auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(p) - owner->base);
+    if (bytes > owner->bytes || offset > owner->bytes - bytes)
+        throw_error(errc::out_of_range, operation, "(", p, ", ", format_bytes(bytes), "): runs past allocation ",
+                    owner->id, " [", static_cast<const void*>(owner->base), ", +", format_bytes(owner->bytes), ")");
+    return *owner;
+}
+
 void context_impl::host_access_range(const void* p, std::size_t bytes, access a) {
     check_process("host_access");
+    make_host_valid("host_access", p, bytes, a != access::read);
+}
+
+void context_impl::make_host_valid(const char* operation, const void* p, std::size_t bytes, bool write) {
     if (bytes == 0) return;
-    {
-        std::lock_guard lock(m_lock);
-        const allocation* owner = m_allocations.find(p);
-        if (owner == nullptr)
-            throw_error(errc::not_a_usm_pointer, "host_access(", p, ", ", format_bytes(bytes),
-                        "): not in a live allocation of this context");
-        const auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(p) - owner->base);
-        if (bytes > owner->bytes || offset > owner->bytes - bytes)
-            throw_error(errc::out_of_range, "host_access(", p, ", ", format_bytes(bytes), "): runs past allocation ",
-                        owner->id, " [", static_cast<const void*>(owner->base), ", +", format_bytes(owner->bytes), ")");
-    }
     lock_type lock(m_lock);
     for (;;) {
-        allocation* owner = m_allocations.find(p);
-        if (owner == nullptr)
-            throw_error(errc::not_a_usm_pointer, "host_access(", p, "): the allocation was freed meanwhile");
-        const std::size_t first = owner->page_of(p);
-        const std::size_t end = owner->page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
+        // Looked up again after every wait: the allocation may be gone.
+        allocation& owner = locate(operation, p, bytes);
+        const std::size_t first = owner.page_of(p);
+        const std::size_t end = owner.page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
         m_inflight.retire_completed();
         // Exactly the range, in one batch per device, no read-ahead. On the
         // userfaultfd path pages not mapped yet map at their first (minor)
         // fault; system calls take that fault too.
-        auto outcome = m_coherence.resolve_host_range(*owner, first, end, a != access::read, m_inflight);
+        auto outcome = m_coherence.resolve_host_range(owner, first, end, write, m_inflight);
         if (outcome.waits.empty()) return;
         wait_unlocked(lock, outcome.waits);
     }
@@ -405,6 +412,9 @@ void* context::alloc_bytes(std::size_t bytes, placement where) { return m_impl->
 void context::free_bytes(const void* p) { m_impl->free(p); }
 bool context::owns(const void* p) const noexcept { return m_impl->owns(p); }
 void context::host_access_bytes(const void* p, std::size_t bytes, access a) { m_impl->host_access_range(p, bytes, a); }
+event context::prefetch_bytes(const void* p, std::size_t bytes, device* to) {
+    return m_impl->prefetch(p, bytes, to != nullptr ? to->slot() : nullptr);
+}
 usm::fault_path context::fault_handling() const noexcept { return m_impl->fault_handling(); }
 usm::stats context::stats() const { return m_impl->stats(); }
 void context::reset_stats() { m_impl->reset_stats(); }

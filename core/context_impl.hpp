@@ -58,6 +58,8 @@ public:
     bool on_host_fault(void* address, host_access kind) noexcept override;
     void host_access_range(const void* p, std::size_t bytes, access a);
     usm::fault_path fault_handling() const noexcept { return m_fault_path; }
+    /// Moves [p, p + bytes) to `to` (the host when null); see context::prefetch.
+    event prefetch(const void* p, std::size_t bytes, device_slot* to);
 
 private:
     using lock_type = std::unique_lock<context_mutex>;
@@ -70,6 +72,11 @@ private:
     /// neighbours in the same block that the host may touch the same way).
     bool serve_host_access(void* address, host_access kind, bool count, bool map = false);
     void map_around(const allocation& a, std::size_t page);
+    /// The live allocation holding all of [p, p + bytes); throws
+    /// not_a_usm_pointer or out_of_range naming `operation`. Under the lock.
+    allocation& locate(const char* operation, const void* p, std::size_t bytes);
+    /// Makes [p, p + bytes) host-valid (or host-exclusive), waiting as needed.
+    void make_host_valid(const char* operation, const void* p, std::size_t bytes, bool write);
     /// The userfaultfd handler thread's entry.
     void serve_uffd_fault(const uffd_region::fault& f) noexcept;
     /// Waits (without the lock) for `waits`; returns with the lock held again.

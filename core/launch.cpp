@@ -1,4 +1,5 @@
 // core/launch.cpp - kernels, launches, and the public device, kernel and event.
+#include <algorithm>
 #include <limits>
 
 #include "core/context_impl.hpp"
@@ -102,7 +103,7 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
         wait_unlocked(lock, waits);  // allocations may change meanwhile: resolve again
     }
 
-    const sync_point staged = m_coherence.stage_for_launch(dev, ranges);
+    m_coherence.stage_for_launch(dev, ranges);  // its point becomes each allocation's last_upload
 
     std::vector<bound_arg> bound(args.size());
     for (std::size_t i = 0; i < args.size(); ++i) {
@@ -130,12 +131,22 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
         }
     }
 
+    // After this launch's own uploads and any earlier ones into its
+    // allocations (a prefetch's) that may still be copying.
+    std::vector<sync_point> after;
+    for (const range_request& r : ranges) {
+        const sync_point up = r.alloc->last_upload[dev.where];
+        if (up.empty()) continue;
+        auto same = std::ranges::find_if(after, [&](const sync_point& s) { return s.queue == up.queue; });
+        if (same == after.end())
+            after.push_back(up);
+        else if (same->value < up.value)
+            *same = up;  // one timeline: the latest point covers the earlier ones
+    }
     sync_point done;
     try {
-        const sync_point after[] = {staged};
         m_lock.assert_held();
-        done = dev.backend->launch(*k.state()->compiled, grid_dims, group_dims, bound,
-                                   staged.empty() ? std::span<const sync_point>{} : std::span<const sync_point>(after));
+        done = dev.backend->launch(*k.state()->compiled, grid_dims, group_dims, bound, after);
     } catch (...) {
         m_coherence.abandon_launch(ranges);
         throw;

@@ -11,6 +11,7 @@
 
 #include "device.hpp"
 #include "error.hpp"
+#include "event.hpp"
 #include "ptr.hpp"
 #include "stats.hpp"
 
@@ -70,6 +71,12 @@ struct context_options {
     /// Throw errc::no_device when no device is found (else a host-only context).
     bool require_device = true;
 };
+
+/// The host as a destination: `ctx.prefetch(p, n, usm::host)`.
+struct host_t {
+    explicit host_t() = default;
+};
+inline constexpr host_t host{};
 
 class context;
 
@@ -147,6 +154,30 @@ public:
         host_access_bytes(p.get(), count * sizeof(T), a);
     }
     void host_access_bytes(const void* p, std::size_t bytes, access a);
+
+    /// Starts moving `count` elements from `p` to device `to` ahead of the
+    /// launches that use them: the pages not valid there are copied (fresh
+    /// ones zero-filled) in one transfer batch on its transfer queue. The host
+    /// keeps its copy, read-only until it writes again (which waits for the
+    /// copy). Returns the batch's event, ready at once when nothing had to
+    /// move; a later launch on `to` orders itself after it without a host
+    /// wait. Blocks first only for kernels on other devices that write the
+    /// range. Throws usm::error: not_a_usm_pointer, out_of_range,
+    /// invalid_argument (a device of another context), out_of_memory or
+    /// transfer_failed (nothing is lost).
+    template <class T>
+    event prefetch(ptr<T> p, std::size_t count, device& to) {
+        return prefetch_bytes(p.get(), count * sizeof(T), &to);
+    }
+    /// Brings `count` elements from `p` back to the host (read-valid) before
+    /// returning, as host_access(p, count, access::read) does; the event is
+    /// complete. Same errors.
+    template <class T>
+    event prefetch(ptr<T> p, std::size_t count, host_t) {
+        return prefetch_bytes(p.get(), count * sizeof(T), nullptr);
+    }
+    /// prefetch() in bytes; `to` null means the host.
+    event prefetch_bytes(const void* p, std::size_t bytes, device* to);
 
     /// The fault path this context uses (after options, USM_FAULT and fallback).
     usm::fault_path fault_handling() const noexcept;
