@@ -244,16 +244,24 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
 
     // Narrow the host's access *before* the upload reads the host copy:
     // a concurrent host write would otherwise race the copy (invariant 2).
+    // The view's protection is host_protection() of each page outside a
+    // transition, so runs already as narrow as needed are left alone: a
+    // launch over resident memory makes no mprotect call.
     for (const range_request& r : ranges) {
         const allocation& a = *r.alloc;
+        auto target = [&](std::size_t p) {
+            return r.writes ? protection::none : std::min(a.pages[p].host_protection(), protection::read);
+        };
+        auto unchanged = [&](std::size_t p) { return target(p) == a.pages[p].host_protection(); };
         std::size_t run = r.first_page;
         while (run < r.end_page) {
-            auto target = [&](std::size_t p) {
-                return r.writes ? protection::none : std::min(a.pages[p].host_protection(), protection::read);
-            };
+            if (unchanged(run)) {
+                ++run;
+                continue;
+            }
             const protection p = target(run);
             std::size_t stop = run + 1;
-            while (stop < r.end_page && target(stop) == p) ++stop;
+            while (stop < r.end_page && !unchanged(stop) && target(stop) == p) ++stop;
             m_space.protect(a.page_address(run), (stop - run) << page_shift, p);
             run = stop;
         }
