@@ -2,11 +2,12 @@
 # configures, builds and runs.
 #   make demo   - the samples on every available device, verified
 #   make test   - the whole GoogleTest suite through ctest
+#   make tsan   - core and stress tests under ThreadSanitizer (docs/concurrency.md)
 BUILD_DIR ?= build
 PRESET    ?= release
 JOBS      ?= $(shell nproc)
 
-.PHONY: all demo test build configure deps clean format
+.PHONY: all demo test tsan build configure deps clean format
 
 all: build
 
@@ -35,6 +36,19 @@ test: build
 	@echo "== the device suites again, host faults through userfaultfd (USM_FAULT=uffd) =="
 	USM_FAULT=uffd ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 600 \
 	    -L 'vulkan|opencl' -E '^(paths|model)/|^package_consumer$$'
+
+# ThreadSanitizer: builds only core_test and stress_test (the tsan presets),
+# in build-tsan, and runs them; the stress test then runs again with host
+# faults through userfaultfd. Stress time per backend: USM_STRESS_SECONDS.
+# GCC 12's ThreadSanitizer cannot map its shadow when the kernel randomizes
+# mmap more than vm.mmap_rnd_bits=28; without ASLR it runs anywhere.
+NO_ASLR = setarch $$(uname -m) -R
+tsan: deps
+	cmake --preset tsan
+	cmake --build --preset tsan -j $(JOBS)
+	$(NO_ASLR) ctest --preset tsan -j $(JOBS)
+	@echo "== the stress test again under ThreadSanitizer, host faults through userfaultfd =="
+	USM_FAULT=uffd $(NO_ASLR) ctest --preset tsan -j $(JOBS) -R '^backends/stress\.'
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')

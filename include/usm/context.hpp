@@ -62,8 +62,10 @@ struct context_options {
     std::string device;
     /// Bytes of virtual address space reserved for allocations.
     std::size_t va_size = std::size_t{64} << 30;
-    /// Largest run of fresh pages one host write fault opens at once (a power
-    /// of two from 4 KiB to 2 MiB; USM_BLOCK).
+    /// Largest aligned block one host fault acts on: the fresh pages a first
+    /// write opens at once, and the most a read of device-resident data
+    /// brings back when the pages around it are dense on the host (a power of
+    /// two from 4 KiB, which turns both off, to 2 MiB; USM_BLOCK).
     std::size_t block_size = std::size_t{2} << 20;
     /// How host faults are caught (USM_FAULT=signal|uffd). A userfaultfd that
     /// the process may not open falls back to signal, with one log line.
