@@ -369,11 +369,12 @@ void context_impl::reset_stats() {
 
 void context_impl::check_invariants() const {
     std::lock_guard lock(m_lock);
+    const mmu_snapshot mmu(m_space->view_begin(), m_space->view_begin() + m_space->size());
     m_allocations.for_each([&](const allocation& a) {
         m_coherence.check_invariants(a);
         // Invariant 3: what the MMU allows never exceeds the host state.
         const std::byte* end = a.base + (a.page_count << page_shift);
-        std::vector<protection> actual = read_mmu_protection(a.base, end);
+        std::vector<protection> actual = mmu.protection_of(a.base, end);
         if (m_fault_path == usm::fault_path::userfaultfd) {
             // The VMA stays read-write; userfaultfd decides per PTE.
             const std::vector<bool> present = read_present(a.base, end);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -14,10 +15,9 @@
 
 namespace usm::detail {
 
-std::vector<protection> read_mmu_protection(const std::byte* begin, const std::byte* end) {
+mmu_snapshot::mmu_snapshot(const std::byte* begin, const std::byte* end) {
     const auto lo = reinterpret_cast<std::uintptr_t>(begin);
     const auto hi = reinterpret_cast<std::uintptr_t>(end);
-    std::vector<protection> pages((hi - lo) >> page_shift, protection::none);
     std::ifstream maps("/proc/self/maps");
     std::string line;
     while (std::getline(maps, line)) {
@@ -28,9 +28,19 @@ std::vector<protection> read_mmu_protection(const std::byte* begin, const std::b
         const protection p = perms[1] == 'w'   ? protection::read_write
                              : perms[0] == 'r' ? protection::read
                                                : protection::none;
-        for (std::uintptr_t a = std::max(from, lo); a < std::min(to, hi); a += page_size)
-            pages[(a - lo) >> page_shift] = p;
+        m_mappings.push_back({std::max(from, lo), std::min(to, hi), p});
     }
+}
+
+std::vector<protection> mmu_snapshot::protection_of(const std::byte* begin, const std::byte* end) const {
+    const auto lo = reinterpret_cast<std::uintptr_t>(begin);
+    const auto hi = reinterpret_cast<std::uintptr_t>(end);
+    std::vector<protection> pages((hi - lo) >> page_shift, protection::none);
+    auto m = std::lower_bound(m_mappings.begin(), m_mappings.end(), lo,
+                              [](const mapping& x, std::uintptr_t a) { return x.to <= a; });
+    for (; m != m_mappings.end() && m->from < hi; ++m)
+        for (std::uintptr_t a = std::max(m->from, lo); a < std::min(m->to, hi); a += page_size)
+            pages[(a - lo) >> page_shift] = m->prot;
     return pages;
 }
 

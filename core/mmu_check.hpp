@@ -4,16 +4,30 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <vector>
 
 #include "core/address_space.hpp"
 
 namespace usm::detail {
 
-/// The protection of every page of [begin, end) as the kernel reports it in
-/// /proc/self/maps (mprotect's view; userfaultfd write protection is read
-/// from /proc/self/pagemap by uffd_write_protected). Slow: tests only.
-std::vector<protection> read_mmu_protection(const std::byte* begin, const std::byte* end);
+/// The mappings of [begin, end) as the kernel reports them in
+/// /proc/self/maps, read once (mprotect's view; userfaultfd write protection
+/// is read from /proc/self/pagemap by read_uffd_write_protected). Tests only.
+class mmu_snapshot {
+public:
+    mmu_snapshot(const std::byte* begin, const std::byte* end);
+    /// The protection of every page of [begin, end), a part of the
+    /// snapshot's range (none where nothing is mapped).
+    std::vector<protection> protection_of(const std::byte* begin, const std::byte* end) const;
+
+private:
+    struct mapping {
+        std::uintptr_t from, to;
+        protection prot;
+    };
+    std::vector<mapping> m_mappings;  // sorted by address, as the kernel lists them
+};
 
 /// For each page of [begin, end): true when its PTE is present and
 /// userfaultfd-write-protected, from /proc/self/pagemap.

@@ -188,6 +188,28 @@ TEST(host_context, first_writes_open_fresh_memory_a_block_at_a_time) {
     ctx.impl().check_invariants();
 }
 
+TEST(host_context, the_invariant_check_catches_a_view_more_open_than_its_state) {
+    usm::context ctx(host_only());
+    auto p = ctx.alloc<char>(5 * 4096);
+    auto q = ctx.alloc<char>(3 * 4096);
+    ctx.impl().check_invariants();
+    // Page 2 of q is fresh: read-only to the host until its first write.
+    // Opening it behind usm's back breaks invariant 3, and the check says so.
+    ASSERT_EQ(::mprotect(q.get() + 2 * 4096, 4096, PROT_READ | PROT_WRITE), 0);
+    try {
+        ctx.impl().check_invariants();
+        ADD_FAILURE() << "a writable fresh page passed the check";
+    } catch (const std::logic_error& e) {
+        const std::string what = e.what();
+        EXPECT_NE(what.find("invariant 3"), std::string::npos) << what;
+        EXPECT_NE(what.find("page 2 of allocation"), std::string::npos) << what;
+        EXPECT_NE(what.find("writable"), std::string::npos) << what;
+    }
+    ASSERT_EQ(::mprotect(q.get() + 2 * 4096, 4096, PROT_READ), 0);
+    ctx.impl().check_invariants();
+    p[0] = 1;
+}
+
 TEST(host_context, freed_and_reused_range_reads_zero) {
     usm::context ctx(host_only());
     auto p = ctx.alloc<char>(3 * 4096 + 5);
