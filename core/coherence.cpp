@@ -169,6 +169,12 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
         // Bring back the densest aligned region around the page that no
         // in-flight kernel writes (just the page when that region is busy).
         auto [first, end] = density_region(a, page);
+        // A fault right after a host-valid run is a sweep: bring a window
+        // twice the run ahead, up to the block size (Linux readahead's ramp),
+        // so a long sweep takes one fault per block.
+        std::size_t run = 0;
+        while (run < m_grant_pages && run < page && a.pages[page - 1 - run].valid_at(host_location)) ++run;
+        if (run > 0) end = std::max(end, std::min({page + 2 * run, page + m_grant_pages, a.page_count}));
         if (end - first > 1 && !inflight.conflicts(a, first, end, false, host_location).empty())
             first = page, end = page + 1;
         std::vector<std::size_t> missing;

@@ -112,9 +112,10 @@ private:
     /// Re-protects the view pages [first, end) of `a` from their states,
     /// one mprotect per run of equal protection.
     void apply_host_protection(const allocation& a, std::size_t first, std::size_t end);
-    /// The pages [first, end) a host fault on `page` brings back: the
-    /// largest aligned region around it, up to the block size, that is
-    /// already more than half host-valid (density prefetch).
+    /// The pages [first, end) the density rule brings back on a host fault on
+    /// `page`: the largest aligned region around it, up to the block size,
+    /// that is already more than half host-valid. resolve_host_fault widens
+    /// it further for sweeps.
     std::pair<std::size_t, std::size_t> density_region(const allocation& a, std::size_t page) const;
     /// Downloads pages [first, end) of `a` that are not host-valid from a
     /// device holding them, and marks them host-valid (shared).
