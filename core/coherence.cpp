@@ -81,6 +81,9 @@ void coherence::apply_host_protection(const allocation& a, std::size_t first, st
 
 void coherence::init_allocation(allocation& a) {
     a.pages.assign(a.page_count, page_state{});
+    a.valid_pages = {};
+    a.valid_pages[host_location] = a.page_count;
+    a.zero_pages = a.page_count;
     apply_host_protection(a, 0, a.page_count);
 }
 
@@ -107,7 +110,10 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
         testing::maybe_fail(testing::injected_call::download, *dev->backend);
         dev->backend->download(ops, producer);
         for (std::size_t page : pages)
-            if (a.pages[page].any_valid_except(host_location) == from) a.pages[page].valid |= bit(host_location);
+            if (page_state st = a.pages[page]; st.any_valid_except(host_location) == from) {
+                st.valid |= bit(host_location);
+                a.set_page(page, st);
+            }
         m_counters.pages_to_host += count;
         m_counters.bytes_to_host += count * page_size;
         ++m_counters.transfer_batches;
@@ -160,7 +166,7 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
         const std::size_t first = page & ~(m_grant_pages - 1);
         const std::size_t end = std::min(first + m_grant_pages, a.page_count);
         for (std::size_t q = first; q < end; ++q)
-            if (a.pages[q].zero && a.pages[q].valid == bit(host_location)) a.pages[q].zero = false;
+            if (a.pages[q].zero && a.pages[q].valid == bit(host_location)) a.set_page(q, {bit(host_location), false});
         apply_host_protection(a, first, end);
         return {{}, true};
     }
@@ -185,8 +191,7 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
         if (end - first > 1) apply_host_protection(a, first, end);
     }
     if (write) {
-        a.pages[page].valid = bit(host_location);  // every other copy is now stale
-        a.pages[page].zero = false;
+        a.set_page(page, {bit(host_location), false});  // every other copy is now stale
     }
     apply_host_protection(a, page, page + 1);
     return {{}, true};
@@ -206,8 +211,7 @@ coherence::fault_outcome coherence::resolve_host_range(allocation& a, std::size_
     fetch_to_host(a, missing);
     if (write) {
         for (std::size_t q = first; q < end; ++q) {
-            a.pages[q].valid = bit(host_location);
-            a.pages[q].zero = false;
+            a.set_page(q, {bit(host_location), false});
         }
     }
     apply_host_protection(a, first, end);
@@ -237,6 +241,7 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     // Pages only another device holds come to the host first (there is no
     // device-to-device path yet); the host keeps a shared copy.
     for (const range_request& r : ranges) {
+        if (r.alloc->resident_at(where)) continue;
         std::vector<std::size_t> remote;
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
             const page_state& st = r.alloc->pages[p];
@@ -255,6 +260,7 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     // launch over resident memory makes no mprotect call.
     for (const range_request& r : ranges) {
         const allocation& a = *r.alloc;
+        if (r.writes ? a.owned_by(where) : a.resident_at(where)) continue;  // already as narrow
         auto target = [&](std::size_t p) {
             return r.writes ? protection::none : std::min(a.pages[p].host_protection(), protection::read);
         };
@@ -278,6 +284,7 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     std::uint64_t copied = 0, filled = 0;
     for (const range_request& r : ranges) {
         allocation& a = *r.alloc;
+        if (a.resident_at(where)) continue;
         device_mirror* mirror = a.mirrors[where].get();
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
             const page_state& st = a.pages[p];
@@ -314,16 +321,19 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
 void coherence::commit_launch(location where, std::span<const range_request> ranges, sync_point done) {
     for (const range_request& r : ranges) {
         allocation& a = *r.alloc;
+        if (r.writes) a.last_write[where] = done;
+        // Already so: nothing changes (a launch over resident memory).
+        if (r.writes ? a.owned_by(where) : a.resident_at(where)) continue;
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
-            page_state& st = a.pages[p];
+            page_state st = a.pages[p];
             if (r.writes) {
                 st.valid = bit(where);
                 st.zero = false;
             } else {
                 st.valid |= bit(where);
             }
+            a.set_page(p, st);
         }
-        if (r.writes) a.last_write[where] = done;
     }
 }
 
@@ -338,6 +348,16 @@ void coherence::abandon_launch(std::span<const range_request> ranges) noexcept {
 }
 
 void coherence::check_invariants(const allocation& a) const {
+    std::array<std::size_t, max_locations> valid{};
+    std::size_t zero = 0;
+    for (const page_state& st : a.pages) {
+        for (location l = 0; l < max_locations; ++l) valid[l] += st.valid_at(l) ? 1 : 0;
+        zero += st.zero ? 1 : 0;
+    }
+    if (valid != a.valid_pages || zero != a.zero_pages)
+        throw std::logic_error(concat("usm page summary of allocation ", a.id, " is out of date: ", a.zero_pages,
+                                      " zero pages counted, ", zero, " found; ", a.valid_pages[host_location],
+                                      " host-valid counted, ", valid[host_location], " found"));
     for (std::size_t p = 0; p < a.page_count; ++p) {
         const page_state& st = a.pages[p];
         if (st.valid == 0)
