@@ -47,4 +47,8 @@ void log(log_level level, const Parts&... parts) {
 /// Bytes as "4 KiB", "1.5 MiB", ... for messages.
 std::string format_bytes(unsigned long long bytes);
 
+/// "64G", "512M", "4096", "2MiB" -> bytes, for USM_* size variables. Throws
+/// invalid_argument naming `variable`.
+std::size_t parse_size(const char* variable, const std::string& text);
+
 }  // namespace usm::detail

@@ -8,9 +8,6 @@
 
 namespace usm::detail {
 
-namespace {
-
-/// "64G", "512M", "4096", "2MiB" -> bytes. Throws invalid_argument.
 std::size_t parse_size(const char* variable, const std::string& text) {
     std::size_t used = 0;
     unsigned long long value = 0;
@@ -38,6 +35,8 @@ std::size_t parse_size(const char* variable, const std::string& text) {
         throw_error(errc::invalid_argument, variable, "=", text, " is too large");
     return static_cast<std::size_t>(value << shift);
 }
+
+namespace {
 
 const char* env(const char* name) {
     const char* v = std::getenv(name);

@@ -70,7 +70,12 @@ public:
         the_driver() = load_vulkan_driver(load_failure());
         if (!the_driver()) return;
         const std::size_t index = first_usable(*the_driver());
+        // These tests are about the transfer queue: no CPU copies on this
+        // device (CpuCopies below opens one with them).
+        const bool preset = std::getenv("USM_CPU_COPY_MAX") != nullptr;
+        if (!preset) ::setenv("USM_CPU_COPY_MAX", "0", 1);
         if (index < the_driver()->candidates().size()) the_device() = the_driver()->open(index);
+        if (!preset) ::unsetenv("USM_CPU_COPY_MAX");
     }
     void TearDown() override {
         // Destroy everything first, so the layer also checks destruction.
@@ -254,6 +259,58 @@ TEST_F(VulkanBackend, UploadThenDownloadRoundTripsBytes) {
             ASSERT_EQ(std::memcmp(back[m].data(), model[m].data(), sizes[m]), 0)
                 << "round " << round << " mirror " << m;
     }
+}
+
+TEST_F(VulkanBackend, CpuCopiesOnACpuDeviceSkipTheQueueAndStayOrderedWithIt) {
+    // A second device with CPU copies up to 256 KiB, as on lavapipe by default.
+    ::setenv("USM_CPU_COPY_MAX", "256K", 1);
+    std::unique_ptr<device_backend> cpu = the_driver()->open(first_usable(*the_driver()));
+    ::unsetenv("USM_CPU_COPY_MAX");
+    if (cpu->properties().cpu_copy_max == 0) GTEST_SKIP() << "not a CPU device: its mirrors are not mapped";
+    EXPECT_EQ(cpu->properties().cpu_copy_max, 256 * KiB);
+
+    std::mt19937 rng(77);
+    const std::size_t size = 1 * MiB;
+    std::unique_ptr<device_mirror> m = cpu->create_mirror(size);
+    std::vector<std::byte> model(size, std::byte{0});
+
+    // Small batches (copies and a fill) land at once: no queue point.
+    std::vector<std::vector<std::byte>> sources;
+    std::vector<upload_op> ops;
+    for (auto [offset, length] : random_partition(rng, 128 * KiB, 5000)) {
+        sources.push_back(random_bytes(rng, length));
+        std::memcpy(model.data() + offset, sources.back().data(), length);
+        ops.push_back({m.get(), offset, sources.back().data(), length});
+    }
+    const fill_op zero{m.get(), 130 * KiB + 3, 10 * KiB};
+    std::memset(model.data() + zero.offset, 0, zero.bytes);
+    EXPECT_TRUE(cpu->upload(ops, {&zero, 1}, {}).empty()) << "a 138 KiB batch went through the queue";
+
+    // A large batch goes through the queue; a small download right after it
+    // must wait for it (it comes after earlier transfers).
+    sources.push_back(random_bytes(rng, 512 * KiB));
+    std::memcpy(model.data() + 512 * KiB, sources.back().data(), 512 * KiB);
+    const upload_op big{m.get(), 512 * KiB, sources.back().data(), 512 * KiB};
+    EXPECT_FALSE(cpu->upload({&big, 1}, {}, {}).empty()) << "a 512 KiB batch skipped the queue";
+    std::vector<std::byte> back(size, std::byte{0x5a});
+    const download_op tail{m.get(), 1 * MiB - 64 * KiB, back.data() + (1 * MiB - 64 * KiB), 64 * KiB};
+    cpu->download({&tail, 1}, {});
+    EXPECT_EQ(std::memcmp(back.data() + tail.offset, model.data() + tail.offset, tail.bytes), 0);
+
+    // The whole mirror back, through the queue (1 MiB) and in 4 KiB CPU reads.
+    const download_op all{m.get(), 0, back.data(), size};
+    cpu->download({&all, 1}, {});
+    ASSERT_EQ(std::memcmp(back.data(), model.data(), size), 0);
+    std::vector<std::byte> pages(size, std::byte{0x5a});
+    for (std::size_t offset = 0; offset < size; offset += 4 * KiB) {
+        const download_op one{m.get(), offset, pages.data() + offset, 4 * KiB};
+        cpu->download({&one, 1}, {});
+    }
+    ASSERT_EQ(std::memcmp(pages.data(), model.data(), size), 0);
+
+    // Bad ops are refused the same way on this path.
+    const upload_op past{m.get(), size - 8, sources.front().data(), 16};
+    EXPECT_THROW(cpu->upload({&past, 1}, {}, {}), usm::error);
 }
 
 TEST_F(VulkanBackend, AdjacentPagesCoalesceAndLargeBatchesSplit) {

@@ -81,6 +81,7 @@ vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::Ph
     dev->physical = physical;
     const vk::PhysicalDeviceProperties basic = physical.getProperties();
     dev->name = basic.deviceName.data();
+    dev->cpu_device = basic.deviceType == vk::PhysicalDeviceType::eCpu;
 
     /* --- what the device offers --- */
     const std::vector<vk::ExtensionProperties> extensions =
@@ -193,9 +194,12 @@ vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::Ph
     m_device = std::move(dev);
     m_queues = std::make_unique<queue_set>(m_device, compute_queue, transfer_queue);
     m_transfers = std::make_unique<transfer_engine>(m_device, *m_queues);
+    m_properties.cpu_copy_max = m_transfers->cpu_copy_max();
     log(log_level::info, "vulkan: opened ", m_properties.name, " (", m_properties.driver, "); compute family ",
         q.compute_family, ", transfers on ", transfer_text(q), "; push constants ",
-        m_device->limits.maxPushConstantsSize, " bytes, largest buffer ", format_bytes(m_properties.max_allocation));
+        m_device->limits.maxPushConstantsSize, " bytes, largest buffer ", format_bytes(m_properties.max_allocation),
+        m_transfers->cpu_copy_max() != 0 ? concat("; CPU copies up to ", format_bytes(m_transfers->cpu_copy_max()))
+                                         : std::string());
 }
 
 vulkan_device::~vulkan_device() {

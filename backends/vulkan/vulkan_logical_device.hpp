@@ -31,6 +31,7 @@ struct logical_device {
     vk::DeviceSize max_memory_allocation = 0;       // maxMemoryAllocationSize
     std::optional<vk::DeviceSize> max_buffer_size;  // maxBufferSize, where maintenance4 reports it
     bool scalar_block_layout = false;               // enabled feature; the SPIR-V validator must know
+    bool cpu_device = false;                        // VK_PHYSICAL_DEVICE_TYPE_CPU: its memory is host memory
 
     vk::Device device() const noexcept { return *handle; }
     bool families_differ() const noexcept { return compute_family != transfer_family; }

@@ -83,6 +83,15 @@ mirror::mirror(std::shared_ptr<const logical_device> device, std::size_t bytes)
     check_vk(handle.bindBufferMemory(*m_buffer, *m_memory, 0), errc::out_of_memory, "vkBindBufferMemory", dev.name,
              "mirror of ", format_bytes(bytes));
     m_address = handle.getBufferAddress(vk::BufferDeviceAddressInfo(*m_buffer));
+
+    // On a CPU device the mirror is host memory anyway: map it, so small
+    // transfers can be CPU copies (transfer_engine). On a GPU a host-visible
+    // type is the BAR window, where host reads crawl: never mapped.
+    const auto host_access = vk::MemoryPropertyFlagBits::eHostVisible | vk::MemoryPropertyFlagBits::eHostCoherent;
+    if (dev.cpu_device &&
+        (dev.memory.memoryTypes[allocate_info.memoryTypeIndex].propertyFlags & host_access) == host_access)
+        m_mapped = static_cast<std::byte*>(take_vk(handle.mapMemory(*m_memory, 0, VK_WHOLE_SIZE), errc::out_of_memory,
+                                                   "vkMapMemory", dev.name, "mirror of ", format_bytes(bytes)));
 }
 
 mirror& mirror_of(device_mirror* m, const logical_device& device, const char* what) {

@@ -30,6 +30,9 @@ public:
     vk::Buffer buffer() const noexcept { return *m_buffer; }
     /// Device address of byte 0 (what a kernel argument carries).
     vk::DeviceAddress address() const noexcept { return m_address; }
+    /// Where the host sees byte 0, on a CPU device whose mirror memory is
+    /// host-visible and coherent (mapped for CPU copies); null elsewhere.
+    std::byte* mapped() const noexcept { return m_mapped; }
     const logical_device& device() const noexcept { return *m_device; }
 
 private:
@@ -37,6 +40,7 @@ private:
     vk::UniqueDeviceMemory m_memory;
     vk::UniqueBuffer m_buffer;  // destroyed before its memory
     vk::DeviceAddress m_address = 0;
+    std::byte* m_mapped = nullptr;  // unmapped when m_memory is freed
 };
 
 /// `m` as a mirror of `device`; throws invalid_argument (naming `what`)

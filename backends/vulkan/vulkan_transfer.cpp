@@ -3,10 +3,13 @@
 #include "backends/vulkan/vulkan_transfer.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <vector>
+
+#include "core/diagnostics.hpp"
 
 namespace usm::detail::vulkan {
 
@@ -137,7 +140,17 @@ transfer_engine::transfer_engine(std::shared_ptr<const logical_device> device, q
     : m_device(std::move(device)),
       m_queues(queues),
       m_to_device(m_device, direction::to_device),
-      m_to_host(m_device, direction::to_host) {}
+      m_to_host(m_device, direction::to_host) {
+    if (m_device->cpu_device) m_cpu_copy_max = default_cpu_copy_max;
+    if (const char* v = std::getenv("USM_CPU_COPY_MAX"); v != nullptr && *v != '\0')  // NOLINT(concurrency-mt-unsafe)
+        m_cpu_copy_max = parse_size("USM_CPU_COPY_MAX", v);
+}
+
+void transfer_engine::wait_before_cpu_copy(std::span<const sync_point> wait_for) {
+    for (const sync_point& p : wait_for) m_queues.wait(p);
+    if (const std::uint64_t last = m_queues.last_submitted(queue_id::transfer); last != 0)
+        m_queues.wait({static_cast<std::uint32_t>(queue_id::transfer), last});
+}
 
 /* --- upload --------------------------------------------------------------------------- */
 
@@ -190,6 +203,28 @@ sync_point transfer_engine::upload(std::span<const upload_op> copies, std::span<
                         ") and [", b.offset, ", +", b.bytes, ") of one mirror overlap");
     }
     if (pieces.empty() && fill_ranges.empty()) return m_queues.join(queue_id::transfer, wait_for);
+
+    // A small batch into mapped mirrors (a CPU device): memcpy and memset
+    // now, no submission. Its pages are invalid on this device, so no kernel
+    // in flight reads or writes them.
+    if (m_cpu_copy_max != 0) {
+        std::size_t total = 0;
+        bool mapped = true;
+        for (const piece& p : pieces) {
+            total += p.bytes;
+            mapped = mapped && p.target->mapped() != nullptr;
+        }
+        for (const fill_range& f : fill_ranges) {
+            total += f.bytes;
+            mapped = mapped && f.target->mapped() != nullptr;
+        }
+        if (mapped && total <= m_cpu_copy_max) {
+            wait_before_cpu_copy(wait_for);
+            for (const piece& p : pieces) std::memcpy(p.target->mapped() + p.offset, p.source, p.bytes);
+            for (const fill_range& f : fill_ranges) std::memset(f.target->mapped() + f.offset, 0, f.bytes);
+            return {};
+        }
+    }
 
     // Record, splitting into several submissions where staging runs short.
     command_batch batch;
@@ -275,6 +310,21 @@ void transfer_engine::download(std::span<const download_op> copies, std::span<co
     if (pieces.empty()) {
         for (const sync_point& p : wait_for) m_queues.wait(p);
         return;
+    }
+    // A small batch out of mapped mirrors (a CPU device): memcpy once the
+    // producers are done, no submission and no fence.
+    if (m_cpu_copy_max != 0) {
+        std::size_t total = 0;
+        bool mapped = true;
+        for (const piece& p : pieces) {
+            total += p.bytes;
+            mapped = mapped && p.target->mapped() != nullptr;
+        }
+        if (mapped && total <= m_cpu_copy_max) {
+            wait_before_cpu_copy(wait_for);
+            for (const piece& p : pieces) std::memcpy(p.destination, p.target->mapped() + p.offset, p.bytes);
+            return;
+        }
     }
     sort_pieces(pieces);  // overlapping reads are fine
 

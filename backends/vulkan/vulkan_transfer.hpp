@@ -39,12 +39,23 @@ public:
     /// mirror bytes. Throws like upload(); destinations are then unspecified.
     void download(std::span<const download_op> copies, std::span<const sync_point> wait_for);
 
+    /// Largest batch copied by the CPU instead of the queue (0: never). Only
+    /// a CPU device's mirrors are mapped; USM_CPU_COPY_MAX overrides the
+    /// default (docs/backends.md, "CPU copies").
+    std::size_t cpu_copy_max() const noexcept { return m_cpu_copy_max; }
+    static constexpr std::size_t default_cpu_copy_max = std::size_t{1} << 20;
+
 private:
+    /// Waits, on the host, for `wait_for` and every transfer submitted so
+    /// far: what a queued copy would have come after.
+    void wait_before_cpu_copy(std::span<const sync_point> wait_for);
+
     std::shared_ptr<const logical_device> m_device;
     queue_set& m_queues;
     ranked_mutex<rank_transfer> m_lock;
     staging_pool m_to_device;
     staging_pool m_to_host;
+    std::size_t m_cpu_copy_max = 0;
 };
 
 }  // namespace usm::detail::vulkan

@@ -32,6 +32,7 @@ struct device_properties {
     std::uint64_t max_allocation = 0;       ///< largest single device buffer
     bool dedicated_transfer_queue = false;  ///< migrations run on their own hardware queue
     bool host_addressable = false;          ///< device memory is also CPU memory (software and integrated devices)
+    std::uint64_t cpu_copy_max = 0;  ///< largest migration batch the CPU copies itself instead of a queue (0: none)
 };
 
 /// A device of a context. A cheap handle: copies refer to the same device,
