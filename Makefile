@@ -3,11 +3,12 @@
 #   make demo   - the samples on every available device, verified
 #   make test   - the whole GoogleTest suite through ctest
 #   make tsan   - core and stress tests under ThreadSanitizer (docs/concurrency.md)
+#   make bench  - usm against hand-written programs and raw operations (docs/performance.md)
 BUILD_DIR ?= build
 PRESET    ?= release
 JOBS      ?= $(shell nproc)
 
-.PHONY: all demo test tsan build configure deps clean format
+.PHONY: all demo test tsan bench build configure deps clean format
 
 all: build
 
@@ -49,6 +50,11 @@ tsan: deps
 	$(NO_ASLR) ctest --preset tsan -j $(JOBS)
 	@echo "== the stress test again under ThreadSanitizer, host faults through userfaultfd =="
 	USM_FAULT=uffd $(NO_ASLR) ctest --preset tsan -j $(JOBS) -R '^backends/stress\.'
+
+# One process, medians of 5, JSON beside the table; exit status 1 on a wrong
+# result. BENCH_FLAGS=--quick for CI-sized runs (docs/performance.md).
+bench: build
+	$(BUILD_DIR)/bench/usm-bench --json $(BUILD_DIR)/usm-bench.json $(BENCH_FLAGS)
 
 format:
 	clang-format -i $$(git ls-files '*.hpp' '*.cpp')
