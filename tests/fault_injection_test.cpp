@@ -528,20 +528,6 @@ USM_INSTANTIATE_PER_BACKEND(fault_injection_two_devices);
 
 /* --- a plain host access whose download fails --------------------------- */
 
-/// One parameter per (fault path, backend); the name ends in the backend.
-struct path_param {
-    usm::fault_path path;
-    const char* backend;
-};
-
-void PrintTo(const path_param& p, std::ostream* os) {
-    *os << (p.path == usm::fault_path::signal ? "signal" : "userfaultfd") << " path, " << p.backend;
-}
-
-std::string path_param_name(const testing::TestParamInfo<path_param>& info) {
-    return std::string(info.param.path == usm::fault_path::signal ? "signal_" : "uffd_") + info.param.backend;
-}
-
 /// What the dying process writes: the access, its address, the injected
 /// error, and the signal. Empty (anything) when USM_LOG silences errors.
 std::string sigbus_message(const char* access) {
@@ -553,28 +539,18 @@ std::string sigbus_message(const char* access) {
 }
 
 /// The fault path is the parameter's, whatever USM_FAULT says.
-class fault_injection_host_fault : public testing::TestWithParam<path_param> {
+class fault_injection_host_fault : public usm_test::path_test {
 protected:
     void SetUp() override {
         injection::clear_injected_failures();
-        if (const char* f = std::getenv("USM_FAULT")) m_saved_fault = f;
-        ::unsetenv("USM_FAULT");
-        usm::context_options o;
-        o.fault = GetParam().path;
-        try {
-            ctx = usm_test::open_backend(GetParam().backend, o);
-        } catch (const usm::error& e) {
-            if (e.kind() == usm::errc::no_device && !usm_test::in_ci()) GTEST_SKIP() << e.what();
-            FAIL() << e.what();
-        }
-        ASSERT_EQ(ctx->fault_handling(), GetParam().path) << "this machine must allow userfaultfd";
-        dev = &ctx->devices().front();
+        path_test::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
         fill = usm_test::load(*dev, USM_TEST_KERNEL(test_fill));
         copy = usm_test::load(*dev, USM_TEST_KERNEL(test_copy));
     }
     void TearDown() override {
         injection::clear_injected_failures();
-        if (!m_saved_fault.empty()) ::setenv("USM_FAULT", m_saved_fault.c_str(), 1);
+        path_test::TearDown();
     }
 
     /// n words that only the device holds (a kernel wrote them).
@@ -597,12 +573,7 @@ protected:
         expect_invariants(*ctx, "in the parent, after reading");
     }
 
-    std::unique_ptr<usm::context> ctx;
-    usm::device* dev = nullptr;
     usm::kernel fill, copy;
-
-private:
-    std::string m_saved_fault;
 };
 
 TEST_P(fault_injection_host_fault, a_host_read_of_device_resident_memory_raises_sigbus) {
@@ -640,11 +611,6 @@ TEST_P(fault_injection_host_fault, a_host_write_from_another_thread_raises_sigbu
     expect_intact(p, n, 22);
 }
 
-INSTANTIATE_TEST_SUITE_P(paths, fault_injection_host_fault,
-                         testing::Values(path_param{usm::fault_path::signal, "vulkan"},
-                                         path_param{usm::fault_path::userfaultfd, "vulkan"},
-                                         path_param{usm::fault_path::signal, "opencl"},
-                                         path_param{usm::fault_path::userfaultfd, "opencl"}),
-                         path_param_name);
+USM_INSTANTIATE_PER_PATH(fault_injection_host_fault);
 
 }  // namespace

@@ -23,41 +23,13 @@ namespace {
 
 std::uint32_t fill_value(std::uint32_t i, std::uint32_t seed) { return (i * 2654435761u) ^ seed; }
 
-/// One parameter per (fault path, backend); the name ends in the backend.
-struct path_param {
-    usm::fault_path path;
-    const char* backend;
-};
-
-std::string path_param_name(const testing::TestParamInfo<path_param>& info) {
-    return std::string(info.param.path == usm::fault_path::signal ? "signal_" : "uffd_") + info.param.backend;
-}
-// How GoogleTest (and so ctest's test names) shows a parameter.
-[[maybe_unused]] void PrintTo(const path_param& p, std::ostream* os) {
-    *os << (p.path == usm::fault_path::signal ? "signal" : "uffd") << " on " << p.backend;
-}
-
-class fault_path_test : public testing::TestWithParam<path_param> {
+class fault_path_test : public usm_test::path_test {
 protected:
     void SetUp() override {
-        // The parameter decides the path, whatever USM_FAULT says.
-        if (const char* f = std::getenv("USM_FAULT")) m_saved_fault = f;
-        ::unsetenv("USM_FAULT");
-        usm::context_options o;
-        o.fault = GetParam().path;
-        try {
-            ctx = usm_test::open_backend(GetParam().backend, o);
-        } catch (const usm::error& e) {
-            if (e.kind() == usm::errc::no_device && !usm_test::in_ci()) GTEST_SKIP() << e.what();
-            FAIL() << e.what();
-        }
-        ASSERT_EQ(ctx->fault_handling(), GetParam().path) << "this machine must allow userfaultfd (root here)";
-        dev = &ctx->devices().front();
+        path_test::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
         fill = usm_test::load(*dev, USM_TEST_KERNEL(test_fill));
         copy = usm_test::load(*dev, USM_TEST_KERNEL(test_copy));
-    }
-    void TearDown() override {
-        if (!m_saved_fault.empty()) ::setenv("USM_FAULT", m_saved_fault.c_str(), 1);
     }
 
     /// A buffer of n words that only the device holds (a kernel wrote it).
@@ -78,12 +50,7 @@ protected:
         return v;
     }
 
-    std::unique_ptr<usm::context> ctx;
-    usm::device* dev = nullptr;
     usm::kernel fill, copy;
-
-private:
-    std::string m_saved_fault;
 };
 
 struct pipe_pair {
@@ -190,11 +157,6 @@ TEST_P(fault_path_test, a_stray_access_past_an_allocation_still_kills_with_sigse
         testing::KilledBySignal(SIGSEGV), "");
 }
 
-INSTANTIATE_TEST_SUITE_P(paths, fault_path_test,
-                         testing::Values(path_param{usm::fault_path::signal, "vulkan"},
-                                         path_param{usm::fault_path::userfaultfd, "vulkan"},
-                                         path_param{usm::fault_path::signal, "opencl"},
-                                         path_param{usm::fault_path::userfaultfd, "opencl"}),
-                         path_param_name);
+USM_INSTANTIATE_PER_PATH(fault_path_test);
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <ostream>
 #include <span>
 #include <string>
 #include <string_view>
@@ -86,6 +87,60 @@ protected:
 };
 
 inline std::string backend_name(const testing::TestParamInfo<const char*>& info) { return info.param; }
+
+/* --- suites that pin the fault path ------------------------------------- */
+
+/// One parameter per (fault path, backend); test names end in the backend,
+/// so the ctest label follows (tests/CMakeLists.txt).
+struct path_param {
+    usm::fault_path path;
+    const char* backend;
+};
+inline std::string path_param_name(const testing::TestParamInfo<path_param>& info) {
+    return std::string(info.param.path == usm::fault_path::signal ? "signal_" : "uffd_") + info.param.backend;
+}
+/// How GoogleTest (and so ctest's test names) shows a parameter.
+inline void PrintTo(const path_param& p, std::ostream* os) {
+    *os << (p.path == usm::fault_path::signal ? "signal" : "uffd") << " on " << p.backend;
+}
+
+/// Base of suites run on each fault path and backend: the parameter decides
+/// the path, whatever USM_FAULT says (it is unset while the test runs and
+/// restored after), and a context that falls back fails the test.
+class path_test : public testing::TestWithParam<path_param> {
+protected:
+    void SetUp() override {
+        if (const char* f = std::getenv("USM_FAULT")) m_saved_fault = f;
+        ::unsetenv("USM_FAULT");
+        usm::context_options o;
+        o.fault = GetParam().path;
+        try {
+            ctx = open_backend(GetParam().backend, o);
+        } catch (const usm::error& e) {
+            if (e.kind() == usm::errc::no_device && !in_ci()) GTEST_SKIP() << e.what();
+            FAIL() << e.what();
+        }
+        ASSERT_EQ(ctx->fault_handling(), GetParam().path) << "this machine must allow userfaultfd (root here)";
+        dev = &ctx->devices().front();
+    }
+    void TearDown() override {
+        if (!m_saved_fault.empty()) ::setenv("USM_FAULT", m_saved_fault.c_str(), 1);
+    }
+
+    std::unique_ptr<usm::context> ctx;
+    usm::device* dev = nullptr;
+
+private:
+    std::string m_saved_fault;
+};
+
+#define USM_INSTANTIATE_PER_PATH(suite)                                                                       \
+    INSTANTIATE_TEST_SUITE_P(paths, suite,                                                                    \
+                             testing::Values(::usm_test::path_param{usm::fault_path::signal, "vulkan"},       \
+                                             ::usm_test::path_param{usm::fault_path::userfaultfd, "vulkan"},  \
+                                             ::usm_test::path_param{usm::fault_path::signal, "opencl"},       \
+                                             ::usm_test::path_param{usm::fault_path::userfaultfd, "opencl"}), \
+                             ::usm_test::path_param_name)
 
 #define USM_INSTANTIATE_PER_BACKEND(suite) \
     INSTANTIATE_TEST_SUITE_P(backends, suite, testing::Values("vulkan", "opencl"), ::usm_test::backend_name)

@@ -52,6 +52,22 @@ void sort_pieces(std::vector<piece>& pieces) {
 /// Orders this transfer batch after the transfer batches submitted before it
 /// on the same queue (write-after-write and read-after-write between
 /// uploads and downloads that the core did not chain with wait_for).
+/// True when a batch is for the CPU: every mirror it touches is mapped and
+/// it is at most `limit` bytes (0: never).
+bool cpu_copies_take(std::span<const piece> pieces, std::span<const fill_range> fills, std::size_t limit) {
+    if (limit == 0) return false;
+    std::size_t total = 0;
+    for (const piece& p : pieces) {
+        if (p.target->mapped() == nullptr) return false;
+        total += p.bytes;
+    }
+    for (const fill_range& f : fills) {
+        if (f.target->mapped() == nullptr) return false;
+        total += f.bytes;
+    }
+    return total <= limit;
+}
+
 void transfer_barrier(vk::CommandBuffer commands) {
     const vk::MemoryBarrier barrier(vk::AccessFlagBits::eTransferWrite,
                                     vk::AccessFlagBits::eTransferRead | vk::AccessFlagBits::eTransferWrite);
@@ -207,23 +223,11 @@ sync_point transfer_engine::upload(std::span<const upload_op> copies, std::span<
     // A small batch into mapped mirrors (a CPU device): memcpy and memset
     // now, no submission. Its pages are invalid on this device, so no kernel
     // in flight reads or writes them.
-    if (m_cpu_copy_max != 0) {
-        std::size_t total = 0;
-        bool mapped = true;
-        for (const piece& p : pieces) {
-            total += p.bytes;
-            mapped = mapped && p.target->mapped() != nullptr;
-        }
-        for (const fill_range& f : fill_ranges) {
-            total += f.bytes;
-            mapped = mapped && f.target->mapped() != nullptr;
-        }
-        if (mapped && total <= m_cpu_copy_max) {
-            wait_before_cpu_copy(wait_for);
-            for (const piece& p : pieces) std::memcpy(p.target->mapped() + p.offset, p.source, p.bytes);
-            for (const fill_range& f : fill_ranges) std::memset(f.target->mapped() + f.offset, 0, f.bytes);
-            return {};
-        }
+    if (cpu_copies_take(pieces, fill_ranges, m_cpu_copy_max)) {
+        wait_before_cpu_copy(wait_for);
+        for (const piece& p : pieces) std::memcpy(p.target->mapped() + p.offset, p.source, p.bytes);
+        for (const fill_range& f : fill_ranges) std::memset(f.target->mapped() + f.offset, 0, f.bytes);
+        return {};
     }
 
     // Record, splitting into several submissions where staging runs short.
@@ -313,18 +317,10 @@ void transfer_engine::download(std::span<const download_op> copies, std::span<co
     }
     // A small batch out of mapped mirrors (a CPU device): memcpy once the
     // producers are done, no submission and no fence.
-    if (m_cpu_copy_max != 0) {
-        std::size_t total = 0;
-        bool mapped = true;
-        for (const piece& p : pieces) {
-            total += p.bytes;
-            mapped = mapped && p.target->mapped() != nullptr;
-        }
-        if (mapped && total <= m_cpu_copy_max) {
-            wait_before_cpu_copy(wait_for);
-            for (const piece& p : pieces) std::memcpy(p.destination, p.target->mapped() + p.offset, p.bytes);
-            return;
-        }
+    if (cpu_copies_take(pieces, {}, m_cpu_copy_max)) {
+        wait_before_cpu_copy(wait_for);
+        for (const piece& p : pieces) std::memcpy(p.destination, p.target->mapped() + p.offset, p.bytes);
+        return;
     }
     sort_pieces(pieces);  // overlapping reads are fine
 
