@@ -310,7 +310,10 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
         abandon_launch(ranges);
         throw;
     }
-    for (const range_request& r : ranges) r.alloc->last_upload[where] = staged;
+    // A CPU copy (empty point) is complete already and came after every
+    // earlier transfer: the last queued upload stays the one to wait for.
+    if (!staged.empty())
+        for (const range_request& r : ranges) r.alloc->last_upload[where] = staged;
     m_counters.pages_to_device += copied;
     m_counters.bytes_to_device += copied * page_size;
     m_counters.pages_zero_filled += filled;
