@@ -26,15 +26,9 @@
 namespace {
 
 using usm_test::device_test;
+using usm_test::fill_value;
+using usm_test::slow_value;
 constexpr std::size_t words_per_page = 4096 / sizeof(std::uint32_t);
-
-std::uint32_t fill_value(std::uint32_t i, std::uint32_t seed) { return (i * 2654435761u) ^ seed; }
-
-std::uint32_t slow_value(std::uint32_t i, std::uint32_t rounds) {
-    std::uint32_t v = i;
-    for (std::uint32_t r = 0; r < rounds; ++r) v = v * 1664525u + 1013904223u;
-    return v;
-}
 
 usm::grid groups_for(std::size_t n) { return usm::grid{(n + 63) / 64}; }
 

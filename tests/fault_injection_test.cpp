@@ -40,6 +40,7 @@
 
 namespace {
 
+using usm_test::fill_value;
 namespace injection = usm::detail::testing;
 using injection::injected_call;
 
@@ -49,9 +50,6 @@ constexpr std::size_t small_pages = 4;
 constexpr std::size_t mixed_words = 8 * words_per_page;
 
 std::uint32_t host_value(std::size_t i, std::uint32_t tag) { return static_cast<std::uint32_t>(i) * 7u + tag; }
-std::uint32_t fill_value(std::size_t i, std::uint32_t seed) {
-    return (static_cast<std::uint32_t>(i) * 2654435761u) ^ seed;
-}
 std::uint32_t u32(std::size_t n) { return static_cast<std::uint32_t>(n); }
 usm::grid groups_for(std::size_t n) { return usm::grid{(n + 63) / 64}; }
 

@@ -21,8 +21,7 @@
 
 namespace {
 
-std::uint32_t fill_value(std::uint32_t i, std::uint32_t seed) { return (i * 2654435761u) ^ seed; }
-
+using usm_test::fill_value;
 class fault_path_test : public usm_test::path_test {
 protected:
     void SetUp() override {

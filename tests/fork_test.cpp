@@ -12,8 +12,8 @@
 // has only the forking thread, so it must not call into a driver; an alarm
 // turns a child that hangs in one into a failure instead of a stuck test.
 #include <gtest/gtest.h>
-#include <sys/mman.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,13 +37,11 @@
 namespace {
 
 using usm_test::device_test;
+using usm_test::fill_value;
 constexpr std::size_t words_per_page = 4096 / sizeof(std::uint32_t);
 constexpr unsigned child_alarm_seconds = 20;
 
 std::uint32_t host_value(std::size_t i) { return static_cast<std::uint32_t>(i * 7 + 3); }
-std::uint32_t fill_value(std::size_t i, std::uint32_t seed) {
-    return (static_cast<std::uint32_t>(i) * 2654435761u) ^ seed;
-}
 usm::grid groups_for(std::size_t n) { return usm::grid{(n + 63) / 64}; }
 
 /* --- child processes ---------------------------------------------------- */
@@ -173,11 +171,9 @@ protected:
         auto seen = ctx->alloc<std::uint32_t>(n);
         auto seen_both = ctx->alloc<std::uint32_t>(n);
         const usm::stats before = ctx->stats();
-        dev->launch(copy, groups_for(n), usm::group{64}, usm::read(on_device, n), usm::write(seen, n),
-                    std::uint32_t(n))
+        dev->launch(copy, groups_for(n), usm::group{64}, usm::read(on_device, n), usm::write(seen, n), std::uint32_t(n))
             .wait();
-        dev->launch(copy, groups_for(n), usm::group{64}, usm::read(both, n), usm::write(seen_both, n),
-                    std::uint32_t(n))
+        dev->launch(copy, groups_for(n), usm::group{64}, usm::read(both, n), usm::write(seen_both, n), std::uint32_t(n))
             .wait();
         // The device copies of on_device and both were used as they were.
         EXPECT_EQ(since(before).pages_to_device, 0u) << "the device copies were not valid any more";
@@ -252,8 +248,8 @@ TEST_P(fork_child, usm_calls_throw_wrong_process_and_the_parent_is_unaffected) {
     ::close(hold[0]);
     const std::string got = read_all(report[0]);
     ::close(report[0]);
-    ASSERT_EQ(got.size(), std::size(calls)) << "the child reported " << got.size() << " of " << std::size(calls)
-                                            << " calls ('" << got << "')";
+    ASSERT_EQ(got.size(), std::size(calls))
+        << "the child reported " << got.size() << " of " << std::size(calls) << " calls ('" << got << "')";
     for (std::size_t i = 0; i < got.size(); ++i)
         EXPECT_EQ(got[i], 'W') << calls[i] << " in the child: " << got[i]
                                << " (W: wrong_process, E: another usm::error, X: another exception, N: none)";

@@ -30,15 +30,9 @@
 
 namespace {
 
+using usm_test::fill_value;
+using usm_test::slow_value;
 constexpr std::size_t words_per_page = 4096 / sizeof(std::uint32_t);
-
-std::uint32_t fill_value(std::uint32_t i, std::uint32_t seed) { return (i * 2654435761u) ^ seed; }
-
-std::uint32_t slow_value(std::uint32_t i, std::uint32_t rounds) {
-    std::uint32_t v = i;
-    for (std::uint32_t r = 0; r < rounds; ++r) v = v * 1664525u + 1013904223u;
-    return v;
-}
 
 std::uint32_t u32(std::size_t i) { return static_cast<std::uint32_t>(i); }
 
@@ -115,8 +109,8 @@ protected:
                     std::size_t n) {
         return d.launch(k, groups_for(n), usm::group{64}, usm::read(in, n), usm::write(out, n), u32(n));
     }
-    usm::event affine(usm::device& d, const usm::kernel& k, usm::ptr<std::uint32_t> x, std::size_t n,
-                      std::uint32_t mul, std::uint32_t add) {
+    usm::event affine(usm::device& d, const usm::kernel& k, usm::ptr<std::uint32_t> x, std::size_t n, std::uint32_t mul,
+                      std::uint32_t add) {
         return d.launch(k, groups_for(n), usm::group{64}, usm::read_write(x, n), u32(n), mul, add);
     }
 
@@ -126,7 +120,7 @@ protected:
 
 std::string configuration_name(const testing::TestParamInfo<const char*>& info) { return info.param; }
 
-#define USM_INSTANTIATE_PER_PAIR(suite)                                                                     \
+#define USM_INSTANTIATE_PER_PAIR(suite)                                                                        \
     INSTANTIATE_TEST_SUITE_P(pairs, suite, testing::Values("two_vulkan", "two_opencl", "lavapipe_pocl_mixed"), \
                              configuration_name)
 

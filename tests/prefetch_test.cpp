@@ -24,14 +24,10 @@
 namespace {
 
 using usm_test::device_test;
+using usm_test::slow_value;
 constexpr std::size_t words_per_page = 4096 / sizeof(std::uint32_t);
 
 std::uint32_t host_value(std::size_t i) { return static_cast<std::uint32_t>(i * 3 + 1); }
-std::uint32_t slow_value(std::uint32_t i, std::uint32_t rounds) {
-    std::uint32_t v = i;
-    for (std::uint32_t r = 0; r < rounds; ++r) v = v * 1664525u + 1013904223u;
-    return v;
-}
 usm::grid groups_for(std::size_t n) { return usm::grid{(n + 63) / 64}; }
 
 class prefetch : public device_test {

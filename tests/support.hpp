@@ -31,6 +31,17 @@ inline usm::kernel load(usm::device& d, const kernel_source& k) {
                                                : d.load_kernel(usm::opencl_c(k.opencl), k.opencl_entry);
 }
 
+/// What shaders/test_fill writes at word i, and shaders/test_slow_fill
+/// after `rounds` steps of its generator.
+inline std::uint32_t fill_value(std::size_t i, std::uint32_t seed) {
+    return (static_cast<std::uint32_t>(i) * 2654435761u) ^ seed;
+}
+inline std::uint32_t slow_value(std::uint32_t i, std::uint32_t rounds) {
+    std::uint32_t v = i;
+    for (std::uint32_t r = 0; r < rounds; ++r) v = v * 1664525u + 1013904223u;
+    return v;
+}
+
 /// True in CI, where a missing backend is a failure rather than a skip.
 inline bool in_ci() {
     const char* ci = std::getenv("CI");
