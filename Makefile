@@ -29,6 +29,7 @@ demo: build
 	$(BUILD_DIR)/samples/saxpy
 	$(BUILD_DIR)/samples/heat2d
 	$(BUILD_DIR)/samples/pipeline
+	$(BUILD_DIR)/samples/oversubscribe
 
 # The device suites run twice: on the default (SIGSEGV) fault path, then on
 # userfaultfd. Suites that pin the path themselves (paths/, model/) run once.

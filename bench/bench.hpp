@@ -306,5 +306,6 @@ result run_random_read(const options& o, backend_setup& s);
 result run_sweep(const options& o, backend_setup& s);
 std::vector<result> run_resident_launch(const options& o, backend_setup& s);
 result run_metadata(const options& o, backend_setup& s);
+result run_oversubscribed(const options& o, backend_setup& s);
 
 }  // namespace bench

@@ -20,6 +20,8 @@
 #include <kernels/heat2d_comp.hpp>
 #include <kernels/saxpy_cl.hpp>
 #include <kernels/saxpy_comp.hpp>
+#include <kernels/stream_add_cl.hpp>
+#include <kernels/stream_add_comp.hpp>
 
 #include "bench.hpp"
 
@@ -36,6 +38,7 @@ inline const kernel_source dot{"bench_dot", k::bench_dot_comp, k::bench_dot_cl};
 inline const kernel_source axpy{"bench_axpy", k::bench_axpy_comp, k::bench_axpy_cl};
 inline const kernel_source scale{"bench_scale", k::bench_scale_comp, k::bench_scale_cl};
 inline const kernel_source copy{"bench_copy", k::bench_copy_comp, k::bench_copy_cl};
+inline const kernel_source stream_add{"stream_add", k::stream_add_comp, k::stream_add_cl};
 
 /// The value bench_fill stores at index i.
 constexpr std::uint32_t fill_value(std::uint32_t i, std::uint32_t seed) { return (i * 2654435761u) ^ seed; }

@@ -4,9 +4,9 @@
 //   usm-bench [--reps N] [--quick] [--filter A,B] [--backend vulkan|opencl|all] [--mapped] [--json FILE]
 //
 // Per backend (lavapipe, PoCL) it runs saxpy, heat2d, cg, random-read, sweep,
-// resident-launch and page-metadata; each usm run and each baseline run
-// verifies its result, and a mismatch makes the exit status 1. The table goes
-// to stdout, progress to stderr, the figures to FILE as JSON.
+// resident-launch, page-metadata and oversubscribed; each usm run and each
+// baseline run verifies its result, and a mismatch makes the exit status 1.
+// The table goes to stdout, progress to stderr, the figures to FILE as JSON.
 #include <malloc.h>
 #include <unistd.h>
 
@@ -32,9 +32,10 @@ const char* const usage =
     "  --reps N      timed repetitions of every variant, medians reported (default 5; below 5 only to try things);\n"
     "                random-read and resident-launch, a tenth of a second each, run 3 N\n"
     "  --quick       small sizes (CI): saxpy 1M floats x 3, heat2d 512^2 x 20, cg N=64K x 10, sweep 32 MiB,\n"
-    "                random reads 256 in 16 MiB, resident launch 4 KiB and 64 MiB\n"
+    "                random reads 256 in 16 MiB, resident launch 4 KiB and 64 MiB, oversubscribed 32 MiB\n"
+    "                through a 16 MiB budget\n"
     "  --filter A,B  only workloads whose \"name/backend\" contains A or B (saxpy, heat2d, cg, random-read,\n"
-    "                sweep, resident-launch, page-metadata; e.g. --filter sweep/opencl)\n"
+    "                sweep, resident-launch, page-metadata, oversubscribed; e.g. --filter sweep/opencl)\n"
     "  --backend B   vulkan, opencl or all (default all)\n"
     "  --mapped      add the vk-mapped baseline: the Vulkan program using host-visible device memory in place\n"
     "                (no copies; lavapipe's device memory is host memory), the Vulkan analogue of PoCL SVM\n"
@@ -221,6 +222,8 @@ std::string stats_json(const usm::stats& s) {
       << ", \"pages_to_host\": " << s.pages_to_host << ", \"bytes_to_host\": " << s.bytes_to_host
       << ", \"pages_zero_filled\": " << s.pages_zero_filled << ", \"transfer_batches\": " << s.transfer_batches
       << ", \"launches\": " << s.launches << ", \"kernel_waits\": " << s.kernel_waits
+      << ", \"blocks_evicted\": " << s.blocks_evicted << ", \"pages_evicted\": " << s.pages_evicted
+      << ", \"pages_written_back\": " << s.pages_written_back << ", \"blocks_pinned\": " << s.blocks_pinned
       << ", \"summary\": " << quoted(s.to_string()) << "}";
     return o.str();
 }
@@ -285,7 +288,8 @@ std::string machine_text() {
 }
 
 /// The workloads, in the order they run.
-const char* const workloads[] = {"saxpy", "heat2d", "cg", "random-read", "sweep", "resident-launch", "page-metadata"};
+const char* const workloads[] = {"saxpy",         "heat2d",        "cg", "random-read", "sweep", "resident-launch",
+                                 "page-metadata", "oversubscribed"};
 
 std::vector<result> run_workload(const std::string& w, const options& o, backend_setup& s) {
     if (w == "saxpy") return {run_saxpy(o, s)};
@@ -294,6 +298,7 @@ std::vector<result> run_workload(const std::string& w, const options& o, backend
     if (w == "random-read") return {run_random_read(o, s)};
     if (w == "sweep") return {run_sweep(o, s)};
     if (w == "resident-launch") return run_resident_launch(o, s);
+    if (w == "oversubscribed") return {run_oversubscribed(o, s)};
     return {run_metadata(o, s)};
 }
 

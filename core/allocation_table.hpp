@@ -15,22 +15,39 @@
 
 namespace usm::detail {
 
+/// What eviction knows about one block (context_options::block_size, 2 MiB
+/// by default, as UVM's VA blocks) of an allocation on one device.
+struct block_record {
+    std::uint64_t used = 0;          ///< the device's clock at the last launch or prefetch that needed it
+    std::uint64_t evicted_at = 0;    ///< the device's eviction count just after it was last evicted (0: never)
+    std::uint64_t pinned_until = 0;  ///< kept on the device until its eviction count passes this
+    std::uint32_t bounces = 0;       ///< times it came back soon after being evicted
+};
+
 /// One allocation: a page-aligned run of the view, its page states and its
-/// device mirrors. Owned by the allocation_table; guarded by the context lock.
+/// device copies. Owned by the allocation_table; guarded by the context lock.
 struct allocation {
     std::byte* base = nullptr;   ///< view address of the first byte
     std::size_t bytes = 0;       ///< as requested
     std::size_t page_count = 0;  ///< pages backing it (a guard page follows, not counted)
     std::uint64_t id = 0;        ///< creation order, for messages
-    /// Per page; change only through set_page, which keeps the summary.
+    /// Per page; change copies only through set_copies, which keeps the
+    /// summaries.
     std::vector<page_state> pages;
     /// Summary of `pages`: how many are valid at each location, and how
     /// many are zero. A launch over memory already where it needs to be
     /// checks these instead of every page.
     std::array<std::size_t, max_locations> valid_pages{};
     std::size_t zero_pages = 0;
-    /// Device memory per location (index 0, the host, is never used).
-    std::array<std::unique_ptr<device_mirror>, max_locations> mirrors;
+    /// The context-wide count of valid pages per location (device
+    /// residency against the budget), kept by set_copies.
+    std::array<std::size_t, max_locations>* resident = nullptr;
+    /// Per location (index 0, the host, is never used): device memory, in
+    /// segments of that device's segment size, each created when its first
+    /// page is needed there. A page valid at a device lies in a live segment.
+    std::array<std::vector<std::unique_ptr<device_mirror>>, max_locations> segments;
+    /// Per location, per block: recency and bouncing, for eviction.
+    std::array<std::vector<block_record>, max_locations> blocks;
     /// Per location, the launch that last wrote this allocation there: a
     /// download from that location waits for it (device_interface.hpp).
     std::array<sync_point, max_locations> last_write{};
@@ -38,15 +55,23 @@ struct allocation {
     /// there: a launch there waits for it (a prefetch may still be copying).
     std::array<sync_point, max_locations> last_upload{};
 
-    /// Sets page `page` to `st`, keeping the summary.
-    void set_page(std::size_t page, page_state st) noexcept {
-        page_state& old = pages[page];
-        for (location_mask m = old.valid; m != 0; m &= static_cast<location_mask>(m - 1))
-            --valid_pages[static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(m)))];
-        for (location_mask m = st.valid; m != 0; m &= static_cast<location_mask>(m - 1))
-            ++valid_pages[static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(m)))];
-        zero_pages = zero_pages - (old.zero ? 1 : 0) + (st.zero ? 1 : 0);
-        old = st;
+    /// Sets the copies of page `page` (its advice stays), keeping the summaries.
+    void set_copies(std::size_t page, location_mask valid, bool zero) noexcept {
+        page_state& st = pages[page];
+        const location_mask gone = st.valid & ~valid, added = valid & ~st.valid;
+        for (location_mask m = gone; m != 0; m &= static_cast<location_mask>(m - 1)) {
+            const auto l = static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(m)));
+            --valid_pages[l];
+            if (resident != nullptr) --(*resident)[l];
+        }
+        for (location_mask m = added; m != 0; m &= static_cast<location_mask>(m - 1)) {
+            const auto l = static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(m)));
+            ++valid_pages[l];
+            if (resident != nullptr) ++(*resident)[l];
+        }
+        zero_pages = zero_pages - (st.zero ? 1 : 0) + (zero ? 1 : 0);
+        st.valid = valid;
+        st.zero = zero;
     }
     /// Every page is valid at `l`.
     bool resident_at(location l) const noexcept { return valid_pages[l] == page_count; }
@@ -65,6 +90,10 @@ struct allocation {
     bool contains(const void* p) const noexcept {
         auto* b = static_cast<const std::byte*>(p);
         return b >= base && b < base + (page_count << page_shift);
+    }
+    /// Blocks of `block_pages` pages (the last one may be short).
+    std::size_t block_count(std::size_t block_pages) const noexcept {
+        return (page_count + block_pages - 1) / block_pages;
     }
 };
 

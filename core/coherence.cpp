@@ -13,11 +13,10 @@ namespace usm::detail {
 
 namespace {
 
-/// Appends page `page` to a list of byte runs, extending the last run when
-/// contiguous. T is upload_op, download_op or fill_op.
+/// Appends the page at `offset` of `mirror` to a list of byte runs, extending
+/// the last run when contiguous. T is upload_op, download_op or fill_op.
 template <class Op, class Make>
-void append_page(std::vector<Op>& ops, device_mirror* mirror, std::size_t page, Make&& make) {
-    const std::size_t offset = page << page_shift;
+void append_page(std::vector<Op>& ops, device_mirror* mirror, std::size_t offset, Make&& make) {
     if (!ops.empty()) {
         Op& last = ops.back();
         if (last.mirror == mirror && last.offset + last.bytes == offset) {
@@ -66,6 +65,25 @@ std::vector<range_request> merge_requests(std::vector<range_request> requests) {
     return merged;
 }
 
+/* --- device memory ------------------------------------------------------ */
+
+void coherence::ensure_segments(allocation& a, device_slot& dev, std::size_t first, std::size_t end) {
+    auto& segments = a.segments[dev.where];
+    const std::size_t per = dev.segment_pages;
+    if (segments.empty()) segments.resize((a.page_count + per - 1) / per);
+    for (std::size_t s = first / per; s * per < end; ++s) {
+        if (segments[s]) continue;
+        testing::maybe_fail(testing::injected_call::create_mirror, *dev.backend);
+        segments[s] = dev.backend->create_mirror(std::min(per, a.page_count - s * per) << page_shift);
+    }
+}
+
+std::pair<device_mirror*, std::size_t> coherence::segment_at(const allocation& a, location l,
+                                                             std::size_t offset) const {
+    const std::size_t per = m_devices[l]->segment_pages << page_shift;
+    return {a.segments[l][offset / per].get(), offset % per};
+}
+
 /* --- host protection ---------------------------------------------------- */
 
 void coherence::apply_host_protection(const allocation& a, std::size_t first, std::size_t end) {
@@ -84,6 +102,7 @@ void coherence::init_allocation(allocation& a) {
     a.valid_pages = {};
     a.valid_pages[host_location] = a.page_count;
     a.zero_pages = a.page_count;
+    if (a.resident != nullptr) (*a.resident)[host_location] += a.page_count;
     apply_host_protection(a, 0, a.page_count);
 }
 
@@ -98,9 +117,9 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
         for (std::size_t page : pages) {
             const page_state& st = a.pages[page];
             if (st.valid_at(host_location) || st.any_valid_except(host_location) != from) continue;
-            append_page(ops, a.mirrors[from].get(), page, [&](std::size_t offset) {
-                return download_op{a.mirrors[from].get(), offset, m_space.alias_of(a.base + offset), page_size};
-            });
+            auto [mirror, offset] = segment_at(a, from, page << page_shift);
+            std::byte* home = m_space.alias_of(a.page_address(page));
+            append_page(ops, mirror, offset, [&](std::size_t at) { return download_op{mirror, at, home, page_size}; });
             ++count;
         }
         if (ops.empty()) continue;
@@ -110,9 +129,11 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
         testing::maybe_fail(testing::injected_call::download, *dev->backend);
         dev->backend->download(ops, producer);
         for (std::size_t page : pages)
-            if (page_state st = a.pages[page]; st.any_valid_except(host_location) == from) {
-                st.valid |= bit(host_location);
-                a.set_page(page, st);
+            if (const page_state& st = a.pages[page]; st.any_valid_except(host_location) == from) {
+                // Preferred at home: the page moves instead of being shared.
+                const location_mask valid =
+                    st.advice.prefers(host_location) ? bit(host_location) : st.valid | bit(host_location);
+                a.set_copies(page, valid, st.zero);
             }
         m_counters.pages_to_host += count;
         m_counters.bytes_to_host += count * page_size;
@@ -129,7 +150,7 @@ std::pair<std::size_t, std::size_t> coherence::density_region(const allocation& 
     // sequential sweep so faults at pages 0, 1, 2, 4, 8, ... of a block; a
     // random one stays at single pages until its pages fill in.
     std::size_t first = page, end = page + 1;
-    for (std::size_t size = 2; size <= m_grant_pages; size *= 2) {
+    for (std::size_t size = 2; size <= m_block_pages; size *= 2) {
         const std::size_t lo = page & ~(size - 1);
         const std::size_t hi = std::min(lo + size, a.page_count);
         std::size_t valid = end - first;
@@ -163,10 +184,10 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
     if (write && st.zero && st.valid == bit(host_location)) {
         // A first write to fresh memory: nothing to copy, so open the whole
         // aligned block of fresh host-only pages at once.
-        const std::size_t first = page & ~(m_grant_pages - 1);
-        const std::size_t end = std::min(first + m_grant_pages, a.page_count);
+        const std::size_t first = page & ~(m_block_pages - 1);
+        const std::size_t end = std::min(first + m_block_pages, a.page_count);
         for (std::size_t q = first; q < end; ++q)
-            if (a.pages[q].zero && a.pages[q].valid == bit(host_location)) a.set_page(q, {bit(host_location), false});
+            if (a.pages[q].zero && a.pages[q].valid == bit(host_location)) a.set_copies(q, bit(host_location), false);
         apply_host_protection(a, first, end);
         return {{}, true};
     }
@@ -179,8 +200,8 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
         // twice the run ahead, up to the block size (Linux readahead's ramp),
         // so a long sweep takes one fault per block.
         std::size_t run = 0;
-        while (run < m_grant_pages && run < page && a.pages[page - 1 - run].valid_at(host_location)) ++run;
-        if (run > 0) end = std::max(end, std::min({page + 2 * run, page + m_grant_pages, a.page_count}));
+        while (run < m_block_pages && run < page && a.pages[page - 1 - run].valid_at(host_location)) ++run;
+        if (run > 0) end = std::max(end, std::min({page + 2 * run, page + m_block_pages, a.page_count}));
         if (end - first > 1 && !inflight.conflicts(a, first, end, false, host_location).empty())
             first = page, end = page + 1;
         std::vector<std::size_t> missing;
@@ -191,7 +212,7 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
         if (end - first > 1) apply_host_protection(a, first, end);
     }
     if (write) {
-        a.set_page(page, {bit(host_location), false});  // every other copy is now stale
+        a.set_copies(page, bit(host_location), false);  // every other copy is now stale
     }
     apply_host_protection(a, page, page + 1);
     return {{}, true};
@@ -211,7 +232,7 @@ coherence::fault_outcome coherence::resolve_host_range(allocation& a, std::size_
     fetch_to_host(a, missing);
     if (write) {
         for (std::size_t q = first; q < end; ++q) {
-            a.set_page(q, {bit(host_location), false});
+            a.set_copies(q, bit(host_location), false);
         }
     }
     apply_host_protection(a, first, end);
@@ -232,11 +253,7 @@ std::vector<pending_wait> coherence::launch_conflicts(std::span<const range_requ
 
 sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_request> ranges) {
     const location where = dev.where;
-    for (const range_request& r : ranges)
-        if (!r.alloc->mirrors[where]) {
-            testing::maybe_fail(testing::injected_call::create_mirror, *dev.backend);
-            r.alloc->mirrors[where] = dev.backend->create_mirror(r.alloc->page_count << page_shift);
-        }
+    for (const range_request& r : ranges) ensure_segments(*r.alloc, dev, r.first_page, r.end_page);
 
     // Pages only another device holds come to the host first (there is no
     // device-to-device path yet); the host keeps a shared copy.
@@ -285,16 +302,17 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     for (const range_request& r : ranges) {
         allocation& a = *r.alloc;
         if (a.resident_at(where)) continue;
-        device_mirror* mirror = a.mirrors[where].get();
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
             const page_state& st = a.pages[p];
             if (st.valid_at(where)) continue;
+            auto [mirror, offset] = segment_at(a, where, p << page_shift);
             if (st.zero) {
-                append_page(fills, mirror, p, [&](std::size_t offset) { return fill_op{mirror, offset, page_size}; });
+                append_page(fills, mirror, offset, [&](std::size_t at) { return fill_op{mirror, at, page_size}; });
                 ++filled;
             } else {
-                append_page(copies, mirror, p, [&](std::size_t offset) {
-                    return upload_op{mirror, offset, m_space.alias_of(a.base + offset), page_size};
+                const std::byte* home = m_space.alias_of(a.page_address(p));
+                append_page(copies, mirror, offset, [&](std::size_t at) {
+                    return upload_op{mirror, at, home, page_size};
                 });
                 ++copied;
             }
@@ -328,14 +346,11 @@ void coherence::commit_launch(location where, std::span<const range_request> ran
         // Already so: nothing changes (a launch over resident memory).
         if (r.writes ? a.owned_by(where) : a.resident_at(where)) continue;
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
-            page_state st = a.pages[p];
-            if (r.writes) {
-                st.valid = bit(where);
-                st.zero = false;
-            } else {
-                st.valid |= bit(where);
-            }
-            a.set_page(p, st);
+            const page_state& st = a.pages[p];
+            if (r.writes)
+                a.set_copies(p, bit(where), false);
+            else
+                a.set_copies(p, st.valid | bit(where), st.zero);
         }
     }
 }
@@ -347,6 +362,168 @@ void coherence::abandon_launch(std::span<const range_request> ranges) noexcept {
         } catch (const std::exception& e) {
             log(log_level::error, "cannot restore host protection after a failed launch: ", e.what());
         }
+    }
+}
+
+/* --- budget and eviction ------------------------------------------------- */
+
+namespace {
+
+/// The order eviction takes blocks in: lowest rank first, then least
+/// recently used.
+enum eviction_rank : int {
+    preferred_elsewhere = 0,  ///< every page prefers another location
+    plain = 1,
+    kept = 2,    ///< read-mostly, or preferring this device
+    pinned = 3,  ///< caught bouncing: goes only when nothing else can
+};
+
+}  // namespace
+
+std::vector<pending_wait> coherence::reserve(const char* operation, device_slot& dev,
+                                             std::span<const range_request> ranges, const allocation_table& table,
+                                             const inflight_tracker& inflight) {
+    const location l = dev.where;
+    if (ranges.empty()) return {};
+    std::size_t wanted = 0;
+    for (const range_request& r : ranges) wanted += r.end_page - r.first_page;
+    if (wanted > dev.budget_pages)
+        throw_error(errc::out_of_memory, operation, " on ", dev.backend->properties().name, ": its ranges need ",
+                    format_bytes(wanted << page_shift), " on the device, more than its budget of ",
+                    format_bytes(dev.budget_pages << page_shift),
+                    " (USM_DEVICE_BUDGET or context_options::device_budget)");
+
+    const std::size_t budget_blocks = std::max<std::size_t>(dev.budget_pages / m_block_pages, 1);
+    ++dev.clock;
+    std::size_t missing = 0;
+    for (const range_request& r : ranges) {
+        allocation& a = *r.alloc;
+        if (a.blocks[l].empty()) a.blocks[l].resize(a.block_count(m_block_pages));
+        const bool all_here = a.resident_at(l);
+        for (std::size_t b = r.first_page / m_block_pages; b * m_block_pages < r.end_page; ++b) {
+            block_record& rec = a.blocks[l][b];
+            rec.used = dev.clock;
+            if (all_here) continue;
+            const std::size_t first = std::max(b * m_block_pages, r.first_page);
+            const std::size_t end = std::min((b + 1) * m_block_pages, r.end_page);
+            std::size_t lacking = 0;
+            for (std::size_t p = first; p < end; ++p) lacking += a.pages[p].valid_at(l) ? 0 : 1;
+            missing += lacking;
+            // Back within four budgets' worth of evictions of leaving: the
+            // working set cycles through a few times the budget, and LRU
+            // evicts every block before its next use. A block that bounces
+            // twice stays (while pinned blocks fill at most half the
+            // budget), so part of the cycle hits and the rest has room.
+            if (lacking == 0 || rec.evicted_at == 0 || dev.evictions - rec.evicted_at >= 4 * budget_blocks) continue;
+            rec.evicted_at = 0;
+            if (++rec.bounces < 2) continue;
+            std::size_t pinned_now = 0;
+            table.for_each([&](const allocation& other) {
+                for (const block_record& o : other.blocks[l]) pinned_now += o.pinned_until > dev.evictions ? 1 : 0;
+            });
+            if (2 * (pinned_now + 1) > budget_blocks) continue;
+            rec.bounces = 0;
+            rec.pinned_until = dev.evictions + 8 * budget_blocks;
+            ++m_counters.blocks_pinned;
+        }
+    }
+    const std::size_t resident = (*ranges.front().alloc->resident)[l];
+    if (missing == 0 || resident + missing <= dev.budget_pages) return {};
+    std::size_t excess = resident + missing - dev.budget_pages;
+
+    struct candidate {
+        allocation* alloc;
+        std::size_t block;
+        int rank;
+        std::uint64_t used;
+        std::size_t pages;
+    };
+    std::vector<candidate> candidates;
+    bool busy = false;
+    table.for_each([&](allocation& a) {
+        if (a.valid_pages[l] == 0) return;
+        for (std::size_t b = 0; b < a.block_count(m_block_pages); ++b) {
+            const std::size_t first = b * m_block_pages, end = std::min(first + m_block_pages, a.page_count);
+            std::size_t here = 0, elsewhere = 0;
+            bool keep = false;
+            for (std::size_t p = first; p < end; ++p) {
+                const page_state& st = a.pages[p];
+                if (!st.valid_at(l)) continue;
+                ++here;
+                elsewhere += st.advice.prefers_elsewhere(l) ? 1 : 0;
+                keep = keep || st.advice.read_mostly || st.advice.prefers(l);
+            }
+            if (here == 0) continue;
+            const bool needed = std::any_of(ranges.begin(), ranges.end(), [&](const range_request& r) {
+                return r.alloc == &a && r.first_page < end && first < r.end_page;
+            });
+            if (needed) continue;
+            if (inflight.busy_at(a, first, end, l)) {
+                busy = true;
+                continue;
+            }
+            const block_record rec = a.blocks[l].empty() ? block_record{} : a.blocks[l][b];
+            const int rank = rec.pinned_until > dev.evictions ? pinned
+                             : keep                           ? kept
+                             : elsewhere == here              ? preferred_elsewhere
+                                                              : plain;
+            candidates.push_back({&a, b, rank, rec.used, here});
+        }
+    });
+    std::sort(candidates.begin(), candidates.end(), [](const candidate& x, const candidate& y) {
+        return x.rank != y.rank ? x.rank < y.rank : x.used < y.used;
+    });
+    std::vector<allocation*> touched;
+    for (const candidate& c : candidates) {
+        if (excess == 0) break;
+        evict_block(*c.alloc, dev, c.block);
+        excess -= std::min(excess, c.pages);
+        if (std::find(touched.begin(), touched.end(), c.alloc) == touched.end()) touched.push_back(c.alloc);
+    }
+    for (allocation* a : touched) release_empty_segments(*a, dev, inflight);
+    if (excess == 0) return {};
+    // Everything left is in use by work queued on the device: wait for it.
+    if (busy) return inflight.ops_at(l);
+    // What is left over budget lies in blocks these ranges partly need (the
+    // rest of such a block stays): at most a block per range end.
+    return {};
+}
+
+void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) {
+    const location l = dev.where;
+    const std::size_t first = block * m_block_pages, end = std::min(first + m_block_pages, a.page_count);
+    std::vector<std::size_t> alone;
+    std::size_t held = 0;
+    for (std::size_t p = first; p < end; ++p) {
+        if (!a.pages[p].valid_at(l)) continue;
+        ++held;
+        if (a.pages[p].valid == bit(l)) alone.push_back(p);
+    }
+    // Written back before anything is dropped: if the download throws, the
+    // device still holds the only copy and nothing changed.
+    fetch_to_host(a, alone);
+    for (std::size_t p = first; p < end; ++p)
+        if (const page_state& st = a.pages[p]; st.valid_at(l))
+            a.set_copies(p, static_cast<location_mask>(st.valid & ~bit(l)), st.zero);
+    apply_host_protection(a, first, end);
+    block_record& rec = a.blocks[l][block];
+    rec.evicted_at = ++dev.evictions;
+    rec.pinned_until = 0;
+    ++m_counters.blocks_evicted;
+    m_counters.pages_evicted += held;
+    m_counters.pages_written_back += alone.size();
+}
+
+void coherence::release_empty_segments(allocation& a, device_slot& dev, const inflight_tracker& inflight) {
+    const location l = dev.where;
+    const std::size_t per = dev.segment_pages;
+    auto& segments = a.segments[l];
+    for (std::size_t s = 0; s < segments.size(); ++s) {
+        if (!segments[s]) continue;
+        const std::size_t first = s * per, end = std::min(first + per, a.page_count);
+        bool empty = true;
+        for (std::size_t p = first; p < end && empty; ++p) empty = !a.pages[p].valid_at(l);
+        if (empty && !inflight.busy_at(a, first, end, l)) segments[s].reset();
     }
 }
 
@@ -369,6 +546,10 @@ void coherence::check_invariants(const allocation& a) const {
         if (st.zero && !st.valid_at(host_location))
             throw std::logic_error(
                 concat("usm invariant 5 broken: zero page ", p, " of allocation ", a.id, " is not valid on the host"));
+        for (location l = 1; l < max_locations; ++l)
+            if (st.valid_at(l) && (a.segments[l].empty() || segment_at(a, l, p << page_shift).first == nullptr))
+                throw std::logic_error(concat("usm page ", p, " of allocation ", a.id, " is valid on device ", l - 1,
+                                              " but its device memory segment was released"));
     }
 }
 

@@ -50,11 +50,34 @@ std::vector<range_request> merge_requests(std::vector<range_request> requests);
 class coherence {
 public:
     /// `devices[l]` is the device at location l (null at the host's index).
-    /// `grant_pages` bounds how many fresh zero pages a host write fault opens
+    /// `block_pages` (USM_BLOCK) is the block: the most fresh zero pages a
+    /// host write fault opens, and the unit of device residency (LRU,
+    /// eviction, bouncing).
     /// at once (an aligned block; nothing is copied for them).
     coherence(address_space& space, usm::stats& counters, std::span<device_slot* const> devices,
-              std::size_t grant_pages) noexcept
-        : m_space(space), m_counters(counters), m_devices(devices), m_grant_pages(grant_pages) {}
+              std::size_t block_pages) noexcept
+        : m_space(space), m_counters(counters), m_devices(devices), m_block_pages(block_pages) {}
+
+    /// Creates the segments of `dev`'s copy of `a` that hold pages
+    /// [first, end) and do not exist yet. Throws out_of_memory or
+    /// unsupported from the backend; segments made before that stay (they
+    /// hold no valid page, so eviction may release them).
+    void ensure_segments(allocation& a, device_slot& dev, std::size_t first, std::size_t end);
+
+    /// The segment of `a` at location `l` that holds byte `offset`, and the
+    /// offset within it. The segment must exist.
+    std::pair<device_mirror*, std::size_t> segment_at(const allocation& a, location l, std::size_t offset) const;
+
+    /// Makes room on `dev` for `ranges` ahead of a launch or prefetch named
+    /// `operation`: marks their blocks used (LRU), notices blocks coming back
+    /// soon after they were evicted (pinning those that keep bouncing), then
+    /// evicts least recently used blocks that no in-flight work at `dev` uses
+    /// until the pages `ranges` lack there fit its budget. Returns in-flight
+    /// work to wait for when only busy blocks could go (call again after).
+    /// Throws out_of_memory when `ranges` alone exceed the budget, with
+    /// nothing changed; transfer_failed from a write-back (nothing lost).
+    std::vector<pending_wait> reserve(const char* operation, device_slot& dev, std::span<const range_request> ranges,
+                                      const allocation_table& table, const inflight_tracker& inflight);
 
     /// Sets a new allocation's pages to fresh zero, valid on the host, and
     /// protects its view read-only.
@@ -118,13 +141,20 @@ private:
     /// it further for sweeps.
     std::pair<std::size_t, std::size_t> density_region(const allocation& a, std::size_t page) const;
     /// Downloads pages [first, end) of `a` that are not host-valid from a
-    /// device holding them, and marks them host-valid (shared).
+    /// device holding them, and marks them host-valid: shared, or moved home
+    /// (host only) where their preferred location is the host.
     void fetch_to_host(allocation& a, std::span<const std::size_t> pages);
+    /// Gives up block `block` of `a` on `dev`: pages only `dev` holds are
+    /// written back first; the others are dropped there.
+    void evict_block(allocation& a, device_slot& dev, std::size_t block);
+    /// Releases `dev`'s segments of `a` that hold no valid page and that no
+    /// in-flight work at `dev` uses.
+    void release_empty_segments(allocation& a, device_slot& dev, const inflight_tracker& inflight);
 
     address_space& m_space;
     usm::stats& m_counters;
     std::span<device_slot* const> m_devices;
-    std::size_t m_grant_pages;
+    std::size_t m_block_pages;
 };
 
 }  // namespace usm::detail

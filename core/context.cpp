@@ -91,9 +91,21 @@ void context_impl::open_device(driver& drv, const char* backend_name, std::size_
         slot->backend = std::shared_ptr<device_backend>(drv.open(index));
         slot->where = static_cast<location>(m_slots.size() + 1);
         slot->index = m_slots.size();
+        const device_properties& props = slot->backend->properties();
+        const std::size_t budget = m_options.device_budget != 0 ? m_options.device_budget
+                                   : props.memory_bytes != 0    ? props.memory_bytes
+                                                                : std::size_t{1} << 62;
+        slot->budget_pages = budget >> page_shift;
+        // Segments are whole blocks, no larger than the device's largest buffer.
+        const std::size_t block_bytes = m_options.block_size;
+        std::size_t segment = props.max_allocation != 0 ? props.max_allocation : std::size_t{1} << 62;
+        if (m_options.segment_size != 0) segment = std::min<std::size_t>(segment, m_options.segment_size);
+        segment = segment >= block_bytes ? segment & ~(block_bytes - 1) : segment & ~(page_size - 1);
+        slot->segment_pages = std::max<std::size_t>(segment >> page_shift, 1);
         m_by_location[slot->where] = slot.get();
-        log(log_level::info, "device ", slot->index, ": ", slot->backend->properties().name, " (", backend_name, ", ",
-            slot->backend->properties().driver, ")");
+        log(log_level::info, "device ", slot->index, ": ", props.name, " (", backend_name, ", ", props.driver,
+            "), budget ", format_bytes(slot->budget_pages << page_shift), ", segments of ",
+            format_bytes(slot->segment_pages << page_shift));
         m_slots.push_back(std::move(slot));
     } catch (const error& e) {
         reasons.push_back(concat(backend_name, " device ", index, " (", c.name, "): ", e.what()));
@@ -174,17 +186,28 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
     a->bytes = bytes;
     a->page_count = pages;
     a->id = m_next_id++;
+    a->resident = &m_resident;
     try {
         m_space->activate(*base, pages << page_shift);
         m_coherence.init_allocation(*a);
+        if (where.where() == placement::kind::host)
+            for (page_state& st : a->pages) st.advice.preferred = host_location + 1;
         if (where.where() == placement::kind::device) {
             device_slot& dev = *where.target();
+            for (page_state& st : a->pages) st.advice.preferred = static_cast<std::uint8_t>(dev.where + 1);
             const range_request whole{a.get(), 0, pages, true, false};
+            for (;;) {
+                m_inflight.retire_completed();
+                auto waits = m_coherence.reserve("alloc", dev, {&whole, 1}, m_allocations, m_inflight);
+                if (waits.empty()) break;
+                wait_unlocked(lock, waits);
+            }
             const sync_point filled = m_coherence.stage_for_launch(dev, {&whole, 1});
             m_coherence.commit_launch(dev.where, {&whole, 1}, {});
             m_inflight.add({dev.where, dev.backend, filled, {{a.get(), 0, pages, false}}, nullptr});
         }
     } catch (...) {
+        for (location l = 0; l < max_locations; ++l) m_resident[l] -= a->valid_pages[l];
         m_space->release(*base, (pages + 1) << page_shift);
         throw;
     }
@@ -219,6 +242,7 @@ void context_impl::free(const void* p) {
 
 void context_impl::free_locked(lock_type&, allocation& a) {
     std::unique_ptr<allocation> gone = m_allocations.remove(a);
+    for (location l = 0; l < max_locations; ++l) m_resident[l] -= gone->valid_pages[l];
     --m_stats.allocations;
     m_stats.bytes_allocated -= gone->bytes;
     m_space->release(gone->base, (gone->page_count + 1) << page_shift);
@@ -316,7 +340,7 @@ void context_impl::serve_uffd_fault(const uffd_region::fault& f) noexcept {
     }
 }
 
-allocation& context_impl::locate(const char* operation, const void* p, std::size_t bytes) {
+allocation& context_impl::locate(const char* operation, const void* p, std::size_t bytes) const {
     allocation* owner = m_allocations.find(p);
     if (owner == nullptr) {
         const fault_target* other = fault_range_owner(p);
@@ -354,6 +378,75 @@ void context_impl::make_host_valid(const char* operation, const void* p, std::si
     }
 }
 
+/* --- advice and queries ------------------------------------------------- */
+
+void context_impl::advise(const void* p, std::size_t bytes, advice what, device_slot* where, bool host) {
+    check_process("advise");
+    const bool has_location = where != nullptr || host;
+    const bool wants_location = what == advice::preferred_location;
+    if (has_location != wants_location)
+        throw_error(
+            errc::invalid_argument, "advise(", p, ", ", format_bytes(bytes),
+            "): ", wants_location ? "preferred_location needs a device or usm::host" : "this advice takes no location");
+    if (where != nullptr && where->owner != this)
+        throw_error(errc::invalid_argument, "advise(", p, ", ", format_bytes(bytes), ") for ",
+                    where->backend->properties().name, ": the device belongs to another context");
+    if (bytes == 0) return;
+    std::lock_guard lock(m_lock);
+    allocation& a = locate("advise", p, bytes);
+    const std::size_t first = a.page_of(p);
+    const std::size_t end = a.page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
+    const auto preferred = static_cast<std::uint8_t>((where != nullptr ? where->where : host_location) + 1);
+    for (std::size_t q = first; q < end; ++q) {
+        page_advice& adv = a.pages[q].advice;
+        switch (what) {
+            case advice::read_mostly:
+                adv.read_mostly = 1;
+                break;
+            case advice::unset_read_mostly:
+                adv.read_mostly = 0;
+                break;
+            case advice::preferred_location:
+                adv.preferred = preferred;
+                break;
+            case advice::unset_preferred_location:
+                adv.preferred = 0;
+                break;
+        }
+    }
+}
+
+range_info context_impl::query(const void* p, std::size_t bytes) const {
+    check_process("query");
+    range_info info;
+    info.device_pages.assign(m_slots.size(), 0);
+    if (bytes == 0) return info;
+    std::lock_guard lock(m_lock);
+    const allocation& a = locate("query", p, bytes);
+    const std::size_t first = a.page_of(p);
+    const std::size_t end = a.page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
+    info.pages = end - first;
+    info.read_mostly = true;
+    const std::uint8_t preferred = a.pages[first].advice.preferred;
+    bool same_preferred = true;
+    for (std::size_t q = first; q < end; ++q) {
+        const page_state& st = a.pages[q];
+        info.host_pages += st.valid_at(host_location) ? 1 : 0;
+        for (const auto& slot : m_slots) info.device_pages[slot->index] += st.valid_at(slot->where) ? 1 : 0;
+        info.zero_pages += st.zero ? 1 : 0;
+        info.read_mostly = info.read_mostly && st.advice.read_mostly;
+        same_preferred = same_preferred && st.advice.preferred == preferred;
+    }
+    if (same_preferred && preferred == host_location + 1) info.preferred_host = true;
+    if (same_preferred && preferred > host_location + 1) info.preferred_device = m_by_location[preferred - 1]->index;
+    return info;
+}
+
+std::size_t context_impl::resident_bytes(const device_slot& dev) const {
+    std::lock_guard lock(m_lock);
+    return m_resident[dev.where] << page_shift;
+}
+
 /* --- statistics --------------------------------------------------------- */
 
 usm::stats context_impl::stats() const {
@@ -370,6 +463,13 @@ void context_impl::reset_stats() {
 void context_impl::check_invariants() const {
     std::lock_guard lock(m_lock);
     const mmu_snapshot mmu(m_space->view_begin(), m_space->view_begin() + m_space->size());
+    std::array<std::size_t, max_locations> resident{};
+    m_allocations.for_each([&](const allocation& a) {
+        for (location l = 0; l < max_locations; ++l) resident[l] += a.valid_pages[l];
+    });
+    if (resident != m_resident)
+        throw std::logic_error(concat("usm residency count is out of date: ", m_resident[1],
+                                      " pages counted on device 0, ", resident[1], " found"));
     m_allocations.for_each([&](const allocation& a) {
         m_coherence.check_invariants(a);
         // Invariant 3: what the MMU allows never exceeds the host state.
@@ -416,6 +516,10 @@ void context::host_access_bytes(const void* p, std::size_t bytes, access a) { m_
 event context::prefetch_bytes(const void* p, std::size_t bytes, device* to) {
     return m_impl->prefetch(p, bytes, to != nullptr ? to->slot() : nullptr);
 }
+void context::advise_bytes(const void* p, std::size_t bytes, advice a, device* where, bool to_host) {
+    m_impl->advise(p, bytes, a, where != nullptr ? where->slot() : nullptr, to_host);
+}
+range_info context::query_bytes(const void* p, std::size_t bytes) const { return m_impl->query(p, bytes); }
 usm::fault_path context::fault_handling() const noexcept { return m_impl->fault_handling(); }
 usm::stats context::stats() const { return m_impl->stats(); }
 void context::reset_stats() { m_impl->reset_stats(); }

@@ -60,6 +60,11 @@ public:
     usm::fault_path fault_handling() const noexcept { return m_fault_path; }
     /// Moves [p, p + bytes) to `to` (the host when null); see context::prefetch.
     event prefetch(const void* p, std::size_t bytes, device_slot* to);
+    /// See context::advise; `where` null and `host` false: no location.
+    void advise(const void* p, std::size_t bytes, advice a, device_slot* where, bool host);
+    range_info query(const void* p, std::size_t bytes) const;
+    /// Bytes valid on `dev` now.
+    std::size_t resident_bytes(const device_slot& dev) const;
 
 private:
     using lock_type = std::unique_lock<context_mutex>;
@@ -74,7 +79,7 @@ private:
     void map_around(const allocation& a, std::size_t page);
     /// The live allocation holding all of [p, p + bytes); throws
     /// not_a_usm_pointer or out_of_range naming `operation`. Under the lock.
-    allocation& locate(const char* operation, const void* p, std::size_t bytes);
+    allocation& locate(const char* operation, const void* p, std::size_t bytes) const;
     /// Makes [p, p + bytes) host-valid (or host-exclusive), waiting as needed.
     void make_host_valid(const char* operation, const void* p, std::size_t bytes, bool write);
     /// The userfaultfd handler thread's entry.
@@ -94,6 +99,7 @@ private:
 
     mutable context_mutex m_lock;  // core/lock_order.hpp, level 2
     allocation_table m_allocations;
+    std::array<std::size_t, max_locations> m_resident{};  // valid pages per location, all allocations
     inflight_tracker m_inflight;
     usm::stats m_stats;
     coherence m_coherence;

@@ -19,6 +19,14 @@ struct device_slot {
     std::shared_ptr<device_backend> backend;
     location where = 1;     ///< its bit in page_state::valid
     std::size_t index = 0;  ///< position in context::devices()
+    /// Residency limit in pages (context_options::device_budget), and the
+    /// pages of one device-memory segment (context_options::segment_size).
+    std::size_t budget_pages = 0;
+    std::size_t segment_pages = 0;
+    /// Eviction's clocks, under the context lock: `clock` advances at every
+    /// launch or prefetch here, `evictions` at every block evicted from here.
+    std::uint64_t clock = 0;
+    std::uint64_t evictions = 0;
 };
 
 /// Behind usm::kernel. Holds the device alive, so a kernel may outlive its

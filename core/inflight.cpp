@@ -30,6 +30,23 @@ std::vector<pending_wait> inflight_tracker::uses_of(const allocation& a) const {
     return waits;
 }
 
+bool inflight_tracker::busy_at(const allocation& a, std::size_t first, std::size_t end, location where) const {
+    return std::any_of(m_ops.begin(), m_ops.end(), [&](const inflight_op& op) {
+        return op.where == where && std::any_of(op.uses.begin(), op.uses.end(), [&](const range_use& u) {
+                   if (u.alloc != &a) return false;
+                   if (u.first_page == u.end_page) return u.first_page >= first && u.first_page < end;
+                   return u.first_page < end && first < u.end_page;
+               });
+    });
+}
+
+std::vector<pending_wait> inflight_tracker::ops_at(location where) const {
+    std::vector<pending_wait> waits;
+    for (const inflight_op& op : m_ops)
+        if (op.where == where) waits.push_back({op.device, op.done});
+    return waits;
+}
+
 std::vector<pending_wait> inflight_tracker::all() const {
     std::vector<pending_wait> waits;
     for (const inflight_op& op : m_ops) waits.push_back({op.device, op.done});

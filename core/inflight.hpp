@@ -58,6 +58,14 @@ public:
     /// Every in-flight op that touches `a` (before freeing it).
     std::vector<pending_wait> uses_of(const allocation& a) const;
 
+    /// True when in-flight work at `where` uses pages [first, end) of `a`.
+    /// An empty use (a zero-byte launch argument pointing at page q) counts
+    /// when q lies in [first, end): the kernel holds that device memory.
+    bool busy_at(const allocation& a, std::size_t first, std::size_t end, location where) const;
+
+    /// Every op at `where` (eviction waits for them when nothing else can go).
+    std::vector<pending_wait> ops_at(location where) const;
+
     /// Every op (before tearing the context down).
     std::vector<pending_wait> all() const;
 

@@ -78,6 +78,13 @@ std::vector<range_request> context_impl::resolve_ranges(const device_slot& dev,
                         access_name(d.mode), " ", format_bytes(d.bytes), " at ", d.address, ") runs past allocation ",
                         a->id, " [", static_cast<const void*>(a->base), ", +", format_bytes(a->bytes), ")");
         if (d.bytes == 0) continue;  // nothing to move; launch() still gives it a mirror to point into
+        const std::size_t segment = dev.segment_pages << page_shift;
+        if (offset / segment != (offset + d.bytes - 1) / segment)
+            throw_error(errc::unsupported, "launch on ", dev.backend->properties().name, ": argument ", i, " (",
+                        access_name(d.mode), " ", format_bytes(d.bytes), " at ", d.address,
+                        ") spans two device buffers of allocation ", a->id, ": the device's copy is made of ",
+                        format_bytes(segment), " segments (its largest buffer, or USM_SEGMENT), and an argument",
+                        " must lie within one");
         const bool writes = d.mode == access::write || d.mode == access::read_write;
         ranges.push_back({const_cast<allocation*>(a), offset >> page_shift,
                           round_up_to_pages(offset + d.bytes) >> page_shift, true, writes});
@@ -99,6 +106,7 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
         ranges = merge_requests(resolve_ranges(dev, args));
         m_inflight.retire_completed();
         auto waits = m_coherence.launch_conflicts(ranges, dev.where, m_inflight);
+        if (waits.empty()) waits = m_coherence.reserve("launch", dev, ranges, m_allocations, m_inflight);
         if (waits.empty()) break;
         wait_unlocked(lock, waits);  // allocations may change meanwhile: resolve again
     }
@@ -106,22 +114,28 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
     m_coherence.stage_for_launch(dev, ranges);  // its point becomes each allocation's last_upload
 
     std::vector<bound_arg> bound(args.size());
+    std::vector<range_use> empty_uses;  // zero-byte arguments: they hold a segment, touch nothing
     for (std::size_t i = 0; i < args.size(); ++i) {
         const launch_arg& a = args[i];
         bound_arg& b = bound[i];
         b.what = a.what;
         if (a.what == launch_arg::kind::memory) {
             allocation* owner = m_allocations.find(a.memory.address);
-            if (!owner->mirrors[dev.where]) {  // only a zero-byte argument gets here
+            const auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(a.memory.address) - owner->base);
+            // An argument ending the allocation points one past its last page.
+            const std::size_t page = std::min(offset >> page_shift, owner->page_count - 1);
+            if (a.memory.bytes == 0) {
                 try {
-                    owner->mirrors[dev.where] = dev.backend->create_mirror(owner->page_count << page_shift);
+                    m_coherence.ensure_segments(*owner, dev, page, page + 1);
                 } catch (...) {
                     m_coherence.abandon_launch(ranges);
                     throw;
                 }
+                empty_uses.push_back({owner, page, page, false});
             }
-            b.mirror = owner->mirrors[dev.where].get();
-            b.offset = static_cast<std::size_t>(static_cast<const std::byte*>(a.memory.address) - owner->base);
+            const std::size_t segment = page / dev.segment_pages;
+            b.mirror = owner->segments[dev.where][segment].get();
+            b.offset = offset - ((segment * dev.segment_pages) << page_shift);
             b.bytes = a.memory.bytes;
             b.mode = a.memory.mode;
         } else {
@@ -155,6 +169,7 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
 
     inflight_op op{dev.where, dev.backend, done, {}, k.state()};
     for (const range_request& r : ranges) op.uses.push_back({r.alloc, r.first_page, r.end_page, r.writes});
+    op.uses.insert(op.uses.end(), empty_uses.begin(), empty_uses.end());
     m_inflight.add(std::move(op));
     ++m_stats.launches;
     return event(std::make_shared<event_state>(event_state{dev.backend, done}));
@@ -170,6 +185,8 @@ const char* to_string(backend b) noexcept { return b == backend::vulkan ? "vulka
 
 const device_properties& device::properties() const noexcept { return m_slot->backend->properties(); }
 std::size_t device::index() const noexcept { return m_slot->index; }
+std::uint64_t device::budget() const noexcept { return std::uint64_t{m_slot->budget_pages} << detail::page_shift; }
+std::uint64_t device::resident_bytes() const { return m_slot->owner->resident_bytes(*m_slot); }
 
 kernel device::load_kernel(const spirv& code, std::string_view entry) {
     return m_slot->owner->load_kernel(*m_slot, code, entry);

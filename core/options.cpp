@@ -51,6 +51,8 @@ context_options resolve_options(const context_options& given) {
     if (const char* v = env("USM_DEVICE")) o.device = v;
     if (const char* v = env("USM_VA_SIZE")) o.va_size = parse_size("USM_VA_SIZE", v);
     if (const char* v = env("USM_BLOCK")) o.block_size = parse_size("USM_BLOCK", v);
+    if (const char* v = env("USM_DEVICE_BUDGET")) o.device_budget = parse_size("USM_DEVICE_BUDGET", v);
+    if (const char* v = env("USM_SEGMENT")) o.segment_size = parse_size("USM_SEGMENT", v);
     if (const char* v = env("USM_FAULT")) {
         const std::string f = v;
         if (f == "signal")
@@ -69,6 +71,14 @@ context_options resolve_options(const context_options& given) {
     if (o.block_size < page_size || o.block_size > (std::size_t{2} << 20) || (o.block_size & (o.block_size - 1)) != 0)
         throw_error(errc::invalid_argument, "context: block size ", o.block_size,
                     " must be a power of two from 4 KiB to 2 MiB (USM_BLOCK or context_options::block_size)");
+    if (o.device_budget != 0 && o.device_budget < o.block_size)
+        throw_error(errc::invalid_argument, "context: device budget ", format_bytes(o.device_budget),
+                    " is less than one ", format_bytes(o.block_size),
+                    " block (USM_DEVICE_BUDGET or context_options::device_budget)");
+    if (o.segment_size % o.block_size != 0)
+        throw_error(errc::invalid_argument, "context: segment size ", format_bytes(o.segment_size),
+                    " is not a multiple of the ", format_bytes(o.block_size),
+                    " block (USM_SEGMENT or context_options::segment_size)");
     return o;
 }
 

@@ -32,9 +32,21 @@ constexpr location_mask bit(location l) noexcept { return static_cast<location_m
 
 enum class copy_state : std::uint8_t { invalid, shared, exclusive };
 
+/// Advice bits of a page (usm::advice): read_mostly, and the preferred
+/// location plus one (0: none).
+struct page_advice {
+    std::uint8_t read_mostly : 1 = 0;
+    std::uint8_t preferred : 5 = 0;
+
+    bool prefers(location l) const noexcept { return preferred == l + 1; }
+    bool prefers_elsewhere(location l) const noexcept { return preferred != 0 && preferred != l + 1; }
+    friend bool operator==(page_advice, page_advice) = default;
+};
+
 struct page_state {
     location_mask valid = bit(host_location);
     bool zero = true;
+    page_advice advice{};
 
     bool valid_at(location l) const noexcept { return (valid & bit(l)) != 0; }
     copy_state state_at(location l) const noexcept {

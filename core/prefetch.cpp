@@ -27,6 +27,7 @@ event context_impl::prefetch(const void* p, std::size_t bytes, device_slot* to) 
         m_inflight.retire_completed();
         // Pages a kernel elsewhere is writing come after it (through the host).
         auto waits = m_coherence.launch_conflicts(ranges, to->where, m_inflight);
+        if (waits.empty()) waits = m_coherence.reserve("prefetch", *to, ranges, m_allocations, m_inflight);
         if (waits.empty()) break;
         wait_unlocked(lock, waits);
     }

@@ -19,6 +19,8 @@ std::ostream& operator<<(std::ostream& os, const stats& s) {
               << " read_ahead=" << s.pages_read_ahead << "p"
               << " zero_filled=" << s.pages_zero_filled << "p"
               << " batches=" << s.transfer_batches << " launches=" << s.launches << " kernel_waits=" << s.kernel_waits
+              << " evicted=" << s.blocks_evicted << "b/" << s.pages_evicted << "p"
+              << " written_back=" << s.pages_written_back << "p pinned=" << s.blocks_pinned << "b"
               << " live=" << s.allocations << "/" << s.bytes_allocated << "B";
 }
 

@@ -117,6 +117,30 @@ TEST(options, environment_overrides_and_parses_sizes) {
     EXPECT_EQ(o.block_size, std::size_t{64} << 10);
 }
 
+TEST(options, device_budget_and_segment_size_come_from_the_environment_and_are_checked) {
+    {
+        scoped_env budget("USM_DEVICE_BUDGET", "96M");
+        scoped_env segment("USM_SEGMENT", "4M");
+        auto o = resolve_options({});
+        EXPECT_EQ(o.device_budget, std::size_t{96} << 20);
+        EXPECT_EQ(o.segment_size, std::size_t{4} << 20);
+    }
+    auto rejected = [](std::size_t budget, std::size_t segment, const char* names) {
+        usm::context_options o;
+        o.device_budget = budget;
+        o.segment_size = segment;
+        try {
+            resolve_options(o);
+            ADD_FAILURE() << "accepted a bad " << names;
+        } catch (const usm::error& e) {
+            EXPECT_EQ(e.kind(), usm::errc::invalid_argument);
+            EXPECT_NE(std::string(e.what()).find(names), std::string::npos) << e.what();
+        }
+    };
+    rejected(std::size_t{1} << 20, 0, "USM_DEVICE_BUDGET");  // less than one block
+    rejected(0, std::size_t{3} << 20, "USM_SEGMENT");        // not whole blocks
+}
+
 TEST(options, bad_values_name_the_variable) {
     {
         scoped_env va("USM_VA_SIZE", "lots");

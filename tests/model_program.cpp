@@ -37,10 +37,17 @@ const char* to_string(op_kind k) noexcept {
             return "kernel_copy";
         case op_kind::prefetch:
             return "prefetch";
+        case op_kind::advise:
+            return "advise";
         case op_kind::wait_all:
             return "wait_all";
     }
     return "?";
+}
+
+model_advice advice_of(const op& o) noexcept {
+    const std::uint32_t k = o.value % 6;
+    return k == 5 ? model_advice::read_mostly : static_cast<model_advice>(k);
 }
 
 namespace {
@@ -129,6 +136,26 @@ std::string describe(const op& o) {
             else
                 s << bytes_range(o) << " to dev" << int{o.device} << wait;
             break;
+        case op_kind::advise:
+            s << bytes_range(o) << " ";
+            switch (advice_of(o)) {
+                case model_advice::read_mostly:
+                    s << "read_mostly";
+                    break;
+                case model_advice::unset_read_mostly:
+                    s << "unset_read_mostly";
+                    break;
+                case model_advice::prefer_host:
+                    s << "preferred_location host";
+                    break;
+                case model_advice::prefer_device:
+                    s << "preferred_location dev" << int{o.device};
+                    break;
+                case model_advice::unset_preferred:
+                    s << "unset_preferred_location";
+                    break;
+            }
+            break;
         case op_kind::wait_all:
             break;
     }
@@ -202,7 +229,8 @@ private:
             {op_kind::kernel_fill, 9},
             {op_kind::kernel_copy, 13},
             {op_kind::prefetch, 4},
-            {op_kind::wait_all, 6},
+            {op_kind::advise, 2},
+            {op_kind::wait_all, 4},
         }};
         int roll = static_cast<int>(uniform(0, 99));
         op_kind kind = op_kind::wait_all;
@@ -232,7 +260,8 @@ private:
             case op_kind::host_update:
             case op_kind::syscall_read:
             case op_kind::syscall_write:
-            case op_kind::prefetch: {
+            case op_kind::prefetch:
+            case op_kind::advise: {
                 const live_allocation& a = pick();
                 o.id = a.id;
                 std::tie(o.offset, o.length) = pick_range(a.bytes, 1);
@@ -483,6 +512,7 @@ void reference_model::apply(const op& o) {
         case op_kind::host_read:
         case op_kind::syscall_read:
         case op_kind::prefetch:
+        case op_kind::advise:
         case op_kind::wait_all:
             return;
     }

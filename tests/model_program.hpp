@@ -39,6 +39,7 @@ enum class op_kind : std::uint8_t {
     kernel_fill,    ///< x[i] = pattern for i % stride == 0, declared write (the other words are kept)
     kernel_copy,    ///< words [src_offset, +length) of `src` to [offset, +length) of `id`
     prefetch,       ///< ctx.prefetch of bytes [offset, +length) to `device`, or to the host when `reverse`
+    advise,         ///< ctx.advise on bytes [offset, +length): advice number `value` % 6 (see advice_of)
     wait_all,       ///< wait for every launch not yet waited for
 };
 
@@ -68,6 +69,12 @@ struct op {
                                       ///< syscall_write: host_access read_write (else write)
     where placement = where::shared;  ///< alloc
 };
+
+/// What an advise op asks for, from its `value`: read_mostly, unset it,
+/// prefer the host, prefer device `device`, unset the preference, or
+/// read_mostly again (the commonest advice).
+enum class model_advice : std::uint8_t { read_mostly, unset_read_mostly, prefer_host, prefer_device, unset_preferred };
+model_advice advice_of(const op& o) noexcept;
 
 /// "#12 host_write a3 [+4093, 7 B) seed=31 on thread 2 memcpy".
 std::string describe(const op& o);

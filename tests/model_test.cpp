@@ -79,11 +79,20 @@ constexpr std::size_t default_max_live = 12;
 struct model_param {
     usm::fault_path path;
     const char* backend;
-    std::uint64_t seed;  ///< the default first seed: each variant runs its own programs
+    std::uint64_t seed;   ///< the default first seed: each variant runs its own programs
+    bool budget = false;  ///< 16 KiB blocks and a 64 KiB device budget: programs evict all the time
 };
 
+/// Under a budget, allocations of at most 8 pages: any one op fits the
+/// budget (a copy declares two ranges of at most 8 pages), which is well
+/// below what twelve live allocations hold.
+constexpr std::size_t model_block = std::size_t{16} << 10;
+constexpr std::size_t model_budget = std::size_t{64} << 10;
+constexpr std::size_t model_budget_max_pages = 8;
+
 std::string param_name(const model_param& p) {
-    return std::string(p.path == usm::fault_path::signal ? "signal_" : "uffd_") + p.backend;
+    return std::string(p.budget ? "budget_" : "") + (p.path == usm::fault_path::signal ? "signal_" : "uffd_") +
+           p.backend;
 }
 
 // gtest prints parameters in failure messages and --gtest_list_tests.
@@ -247,6 +256,10 @@ private:
         o.backend = m_param.backend;
         o.device = std::string(m_param.backend) + ":0," + m_param.backend + ":0";
         o.fault = m_param.path;
+        if (m_param.budget) {
+            o.block_size = model_block;
+            o.device_budget = model_budget;
+        }
         return std::make_unique<usm::context>(o);
     }
 
@@ -318,8 +331,12 @@ private:
                                               : o.placement == where::host
                                                   ? usm::placement::host()
                                                   : usm::placement::device(m_ctx.devices()[o.device]);
-                    m_bases[o.id] = static_cast<std::uint8_t*>(m_ctx.alloc_bytes(o.length, at));
-                    m_model.apply(o);
+                    const std::size_t pages =
+                        o.placement == where::device ? (o.length + page_bytes - 1) / page_bytes : 0;
+                    if (within_budget(pages, [&] {
+                            m_bases[o.id] = static_cast<std::uint8_t*>(m_ctx.alloc_bytes(o.length, at));
+                        }))
+                        m_model.apply(o);
                     return std::nullopt;
                 }
                 case op_kind::free:
@@ -356,8 +373,10 @@ private:
                 case op_kind::kernel_add:
                 case op_kind::kernel_fill:
                 case op_kind::kernel_copy:
-                    launch(o);
-                    m_model.apply(o);
+                    if (launch(o)) m_model.apply(o);
+                    return std::nullopt;
+                case op_kind::advise:
+                    advise(o);  // changes where copies stay, never the data
                     return std::nullopt;
                 case op_kind::prefetch:
                     prefetch(o);  // moves data, never changes it: the model is unchanged
@@ -465,7 +484,45 @@ private:
             return slot;
         }
 
-        void launch(const op& o) {
+        /// Pages the op's launch declares, overlaps counted once.
+        std::size_t declared_pages(const op& o) const {
+            auto pages = [](std::size_t first_word, std::size_t words) {
+                const std::size_t first = first_word * word_bytes / page_bytes;
+                return std::pair{first, (first_word * word_bytes + words * word_bytes + page_bytes - 1) / page_bytes};
+            };
+            if (o.length == 0) return 0;
+            auto [lo, hi] = pages(o.offset, o.length);
+            if (o.kind != op_kind::kernel_copy) return hi - lo;
+            auto [src_lo, src_hi] = pages(o.src_offset, o.length);
+            const std::size_t both = (hi - lo) + (src_hi - src_lo);
+            if (o.src != o.id) return both;
+            return both -
+                   (std::min(hi, src_hi) > std::max(lo, src_lo) ? std::min(hi, src_hi) - std::max(lo, src_lo) : 0);
+        }
+
+        /// Runs `f`, which needs `pages` on a device. Under a budget they do
+        /// not fit, it must throw out_of_memory and change nothing: false.
+        template <class F>
+        bool within_budget(std::size_t pages, F&& f) {
+            if (!m_owner.m_param.budget || pages * page_bytes <= model_budget) {
+                f();
+                return true;
+            }
+            try {
+                f();
+            } catch (const usm::error& e) {
+                if (e.kind() == usm::errc::out_of_memory) return false;
+                throw;
+            }
+            throw std::runtime_error("an op needing " + std::to_string(pages) + " pages ran within a budget of " +
+                                     std::to_string(model_budget / page_bytes));
+        }
+
+        bool launch(const op& o) {
+            return within_budget(declared_pages(o), [&] { launch_now(o); });
+        }
+
+        void launch_now(const op& o) {
             usm::device& dev = m_ctx.devices()[o.device];
             auto* x = reinterpret_cast<std::uint32_t*>(m_bases.at(o.id)) + o.offset;
             const auto n = static_cast<std::uint32_t>(o.length);
@@ -502,11 +559,35 @@ private:
                 m_ctx.prefetch(p, o.length, usm::host);
                 return;
             }
-            usm::event e = m_ctx.prefetch(p, o.length, m_ctx.devices()[o.device]);
+            const std::size_t first = o.offset / page_bytes;
+            const std::size_t pages = o.length == 0 ? 0 : (o.offset + o.length + page_bytes - 1) / page_bytes - first;
+            usm::event e;
+            within_budget(pages, [&] { e = m_ctx.prefetch(p, o.length, m_ctx.devices()[o.device]); });
             if (o.wait)
                 e.wait();
             else
                 m_pending.push_back(e);
+        }
+
+        void advise(const op& o) {
+            const usm::ptr<std::uint8_t> p(m_bases.at(o.id) + o.offset);
+            switch (advice_of(o)) {
+                case model_advice::read_mostly:
+                    m_ctx.advise(p, o.length, usm::advice::read_mostly);
+                    break;
+                case model_advice::unset_read_mostly:
+                    m_ctx.advise(p, o.length, usm::advice::unset_read_mostly);
+                    break;
+                case model_advice::prefer_host:
+                    m_ctx.advise(p, o.length, usm::advice::preferred_location, usm::host);
+                    break;
+                case model_advice::prefer_device:
+                    m_ctx.advise(p, o.length, usm::advice::preferred_location, m_ctx.devices()[o.device]);
+                    break;
+                case model_advice::unset_preferred:
+                    m_ctx.advise(p, o.length, usm::advice::unset_preferred_location);
+                    break;
+            }
         }
 
         void wait_all() {
@@ -590,6 +671,7 @@ TEST_P(model_test, random_programs_match_the_reference_model) {
     generator_options g;
     g.ops = ops;
     g.max_live = env_number("USM_MODEL_MAX_LIVE").value_or(default_max_live);
+    if (GetParam().budget) g.max_pages = model_budget_max_pages;
     shrink_limits limits;
     limits.max_time = std::chrono::seconds(env_number("USM_MODEL_SHRINK_SECONDS").value_or(180));
     limits.max_runs = env_number("USM_MODEL_SHRINK_RUNS").value_or(limits.max_runs);
@@ -609,12 +691,13 @@ TEST_P(model_test, random_programs_match_the_reference_model) {
             "[ model    ] %s seed %s: %zu ops in %.1f s (%.1f s of them in invariant checks)\n"
             "             %s\n"
             "             usm: %llu host read faults, %llu host write faults, %llu launches, %llu kernel waits, "
-            "%llu pages to devices, %llu pages to host\n",
+            "%llu pages to devices, %llu pages to host, %llu blocks evicted, %llu pages written back\n",
             param_name(GetParam()).c_str(), hex(seed).c_str(), program.size(), took, info.check_seconds,
             mix(program).c_str(), static_cast<unsigned long long>(st.host_read_faults),
             static_cast<unsigned long long>(st.host_write_faults), static_cast<unsigned long long>(st.launches),
             static_cast<unsigned long long>(st.kernel_waits), static_cast<unsigned long long>(st.pages_to_device),
-            static_cast<unsigned long long>(st.pages_to_host));
+            static_cast<unsigned long long>(st.pages_to_host), static_cast<unsigned long long>(st.blocks_evicted),
+            static_cast<unsigned long long>(st.pages_written_back));
         std::fflush(stdout);
         if (program.size() >= 1000) {
             // A program that never faulted or migrated would check little.
@@ -622,6 +705,10 @@ TEST_P(model_test, random_programs_match_the_reference_model) {
             EXPECT_GT(st.host_write_faults, 0u);
             EXPECT_GT(st.pages_to_device, 0u);
             EXPECT_GT(st.pages_to_host, 0u);
+            if (GetParam().budget) {
+                EXPECT_GT(st.blocks_evicted, 0u);
+                EXPECT_GT(st.pages_written_back, 0u);
+            }
         }
         if (std::chrono::duration<double>(clock_type::now() - start).count() >= static_cast<double>(seconds)) break;
     }
@@ -635,6 +722,7 @@ TEST_P(model_test, a_mutant_model_is_caught_and_shrunk) {
     generator_options g;
     g.ops = 200;
     g.max_live = default_max_live;
+    if (GetParam().budget) g.max_pages = model_budget_max_pages;
     const std::uint64_t seed = GetParam().seed ^ 0x6d7574616e74ull;  // "mutant"
     const std::vector<op> program = generate(seed, g);
 
@@ -691,7 +779,10 @@ INSTANTIATE_TEST_SUITE_P(paths, model_test,
                          testing::Values(model_param{usm::fault_path::signal, "vulkan", 0x5eed0000000001ull},
                                          model_param{usm::fault_path::userfaultfd, "vulkan", 0x5eed0000000002ull},
                                          model_param{usm::fault_path::signal, "opencl", 0x5eed0000000003ull},
-                                         model_param{usm::fault_path::userfaultfd, "opencl", 0x5eed0000000004ull}),
+                                         model_param{usm::fault_path::userfaultfd, "opencl", 0x5eed0000000004ull},
+                                         model_param{usm::fault_path::signal, "vulkan", 0x5eed0000000005ull, true},
+                                         model_param{usm::fault_path::userfaultfd, "opencl", 0x5eed0000000006ull,
+                                                     true}),
                          model_param_name);
 
 }  // namespace

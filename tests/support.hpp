@@ -60,9 +60,12 @@ inline std::unique_ptr<usm::context> open_backend(const std::string& backend, us
 /// every test; a backend without a device skips, or fails in CI.
 class device_test : public testing::TestWithParam<const char*> {
 protected:
+    /// What the suite's context is made with (the backend is set apart).
+    virtual usm::context_options options() const { return {}; }
+
     void SetUp() override {
         try {
-            ctx = open_backend(GetParam());
+            ctx = open_backend(GetParam(), options());
         } catch (const usm::error& e) {
             if (e.kind() == usm::errc::no_device && !in_ci()) GTEST_SKIP() << e.what();
             FAIL() << "cannot open backend " << GetParam() << ": " << e.what();
@@ -90,6 +93,10 @@ protected:
         d.transfer_batches = now.transfer_batches - before.transfer_batches;
         d.launches = now.launches - before.launches;
         d.kernel_waits = now.kernel_waits - before.kernel_waits;
+        d.blocks_evicted = now.blocks_evicted - before.blocks_evicted;
+        d.pages_evicted = now.pages_evicted - before.pages_evicted;
+        d.pages_written_back = now.pages_written_back - before.pages_written_back;
+        d.blocks_pinned = now.blocks_pinned - before.blocks_pinned;
         return d;
     }
 

@@ -28,9 +28,11 @@ public:
 
     /// Migratable memory that starts on the host (the default).
     static placement shared() noexcept { return placement(kind::shared, nullptr); }
-    /// Memory that starts on the host; the same as shared() until advice exists.
+    /// Memory that starts on the host and prefers to live there: shared()
+    /// with advice::preferred_location set to the host.
     static placement host() noexcept { return placement(kind::host, nullptr); }
-    /// Memory that starts valid (zero) on `d`, and invalid on the host.
+    /// Memory that starts valid (zero) on `d`, and invalid on the host, with
+    /// advice::preferred_location set to `d`.
     static placement device(const usm::device& d) noexcept { return placement(kind::device, d.slot()); }
 
     kind where() const noexcept { return m_kind; }
@@ -50,8 +52,8 @@ enum class fault_path {
 };
 
 /// How a context is made. Environment variables (USM_BACKEND, USM_DEVICE,
-/// USM_VA_SIZE, USM_BLOCK, USM_FAULT, USM_LOG) override these, so existing programs can
-/// be steered without rebuilding.
+/// USM_VA_SIZE, USM_BLOCK, USM_FAULT, USM_DEVICE_BUDGET, USM_SEGMENT, USM_LOG)
+/// override these, so existing programs can be steered without rebuilding.
 struct context_options {
     /// "vulkan", "opencl" or "all" (every backend that has a device).
     std::string backend = "all";
@@ -62,16 +64,57 @@ struct context_options {
     std::string device;
     /// Bytes of virtual address space reserved for allocations.
     std::size_t va_size = std::size_t{64} << 30;
-    /// Largest aligned block one host fault acts on: the fresh pages a first
-    /// write opens at once, and the most a read of device-resident data
-    /// brings back when the pages around it are dense on the host (a power of
-    /// two from 4 KiB, which turns both off, to 2 MiB; USM_BLOCK).
+    /// The block: the largest aligned run one host fault acts on (the fresh
+    /// pages a first write opens at once, and the most a read of
+    /// device-resident data brings back when the pages around it are dense
+    /// on the host), and the unit devices keep or evict (a power of two from
+    /// 4 KiB, which turns read-ahead off, to 2 MiB; USM_BLOCK).
     std::size_t block_size = std::size_t{2} << 20;
     /// How host faults are caught (USM_FAULT=signal|uffd). A userfaultfd that
     /// the process may not open falls back to signal, with one log line.
     usm::fault_path fault = usm::fault_path::automatic;
     /// Throw errc::no_device when no device is found (else a host-only context).
     bool require_device = true;
+    /// Most bytes of usm memory each device holds at once (USM_DEVICE_BUDGET);
+    /// 0 means the device's memory size. A launch or prefetch that needs more
+    /// evicts the least recently used blocks no in-flight work uses, writing
+    /// back only pages the device holds alone (docs/eviction.md). At least
+    /// one block.
+    std::size_t device_budget = 0;
+    /// Largest piece of device memory one allocation's device copy is made of
+    /// (USM_SEGMENT); 0 means the device's largest buffer. An allocation may
+    /// be larger than that: its copy is then several buffers, created as its
+    /// pages first arrive, and each kernel argument must lie within one
+    /// aligned segment. A multiple of the block size.
+    std::size_t segment_size = 0;
+};
+
+/// How a range is expected to be used (cudaMemAdvise, SYCL's mem_advise).
+/// Advice changes where copies stay, never what a read returns.
+enum class advice {
+    /// Mostly read: copies made by reads stay on every device that read them,
+    /// and eviction takes them last (they are written back only if written).
+    read_mostly,
+    unset_read_mostly,
+    /// The pages should live at one place (a device, or the host): eviction
+    /// on that device takes them last and elsewhere first, and when the place
+    /// is the host, a host read moves them home instead of sharing them.
+    preferred_location,
+    unset_preferred_location,
+};
+
+/// What context::query reports about a range.
+struct range_info {
+    std::size_t pages = 0;       ///< pages the range covers
+    std::size_t host_pages = 0;  ///< of them, valid on the host
+    /// Per device, in context::devices() order: pages valid there.
+    std::vector<std::size_t> device_pages;
+    std::size_t zero_pages = 0;  ///< never written since allocation
+    bool read_mostly = false;    ///< every page is advised read_mostly
+    /// The preferred location every page shares, if any: the host, or a
+    /// device by its index. Both empty when none is set or pages differ.
+    bool preferred_host = false;
+    std::optional<std::size_t> preferred_device;
 };
 
 /// The host as a destination: `ctx.prefetch(p, n, usm::host)`.
@@ -180,6 +223,35 @@ public:
     }
     /// prefetch() in bytes; `to` null means the host.
     event prefetch_bytes(const void* p, std::size_t bytes, device* to);
+
+    /// Advises usm how `count` elements from `p` will be used (see
+    /// usm::advice). read_mostly and the unset_ advice take no location;
+    /// preferred_location takes a device or usm::host. Advice is per page:
+    /// every page the range touches gets it. Throws usm::error:
+    /// not_a_usm_pointer, out_of_range, invalid_argument (a missing or
+    /// unexpected location, or a device of another context).
+    template <class T>
+    void advise(ptr<T> p, std::size_t count, advice a) {
+        advise_bytes(p.get(), count * sizeof(T), a, nullptr, false);
+    }
+    template <class T>
+    void advise(ptr<T> p, std::size_t count, advice a, device& where) {
+        advise_bytes(p.get(), count * sizeof(T), a, &where, false);
+    }
+    template <class T>
+    void advise(ptr<T> p, std::size_t count, advice a, host_t) {
+        advise_bytes(p.get(), count * sizeof(T), a, nullptr, true);
+    }
+    /// advise() in bytes: the location is `where`, or the host when `to_host`.
+    void advise_bytes(const void* p, std::size_t bytes, advice a, device* where, bool to_host);
+
+    /// Where the pages of `count` elements from `p` are valid now, and their
+    /// advice. Throws usm::error: not_a_usm_pointer, out_of_range.
+    template <class T>
+    range_info query(ptr<T> p, std::size_t count) const {
+        return query_bytes(p.get(), count * sizeof(T));
+    }
+    range_info query_bytes(const void* p, std::size_t bytes) const;
 
     /// The fault path this context uses (after options, USM_FAULT and fallback).
     usm::fault_path fault_handling() const noexcept;

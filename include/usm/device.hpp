@@ -46,6 +46,11 @@ public:
     usm::backend backend() const noexcept { return properties().backend; }
     /// Position in context::devices().
     std::size_t index() const noexcept;
+    /// Most bytes of usm memory this device holds at once
+    /// (context_options::device_budget).
+    std::uint64_t budget() const noexcept;
+    /// Bytes of usm memory valid on this device now (whole pages).
+    std::uint64_t resident_bytes() const;
 
     /// Loads a Vulkan compute kernel. Throws usm::error: kernel_build_failed
     /// (with the validator's or driver's log) or unsupported (wrong backend).

@@ -17,13 +17,17 @@ struct stats {
     std::uint64_t bytes_to_device = 0;
     std::uint64_t pages_to_host = 0;  ///< pages copied device -> host
     std::uint64_t bytes_to_host = 0;
-    std::uint64_t pages_read_ahead = 0;   ///< of pages_to_host, those a host fault brought back ahead of use
-    std::uint64_t pages_zero_filled = 0;  ///< fresh pages made valid on a device by a fill, not a copy
-    std::uint64_t transfer_batches = 0;   ///< transfer-queue submissions that carried migrations
-    std::uint64_t launches = 0;           ///< kernels launched
-    std::uint64_t kernel_waits = 0;       ///< times the host blocked on an in-flight kernel
-    std::uint64_t allocations = 0;        ///< live allocations
-    std::uint64_t bytes_allocated = 0;    ///< live bytes, as requested
+    std::uint64_t pages_read_ahead = 0;    ///< of pages_to_host, those a host fault brought back ahead of use
+    std::uint64_t pages_zero_filled = 0;   ///< fresh pages made valid on a device by a fill, not a copy
+    std::uint64_t transfer_batches = 0;    ///< transfer-queue submissions that carried migrations
+    std::uint64_t launches = 0;            ///< kernels launched
+    std::uint64_t kernel_waits = 0;        ///< times the host blocked on an in-flight kernel
+    std::uint64_t blocks_evicted = 0;      ///< blocks (USM_BLOCK) a device gave up to stay within its budget
+    std::uint64_t pages_evicted = 0;       ///< pages those blocks held on the device
+    std::uint64_t pages_written_back = 0;  ///< of pages_evicted, those copied home (the device held them alone)
+    std::uint64_t blocks_pinned = 0;       ///< blocks found bouncing in and out of a device, then kept there
+    std::uint64_t allocations = 0;         ///< live allocations
+    std::uint64_t bytes_allocated = 0;     ///< live bytes, as requested
 
     /// One line, `key=value` pairs, for logs and sample output.
     std::string to_string() const;
