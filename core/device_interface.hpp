@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "usm/device.hpp"
+#include "usm/error.hpp"
 #include "usm/launch.hpp"
 
 namespace usm::detail {
@@ -148,6 +149,23 @@ public:
     /// Throws out_of_memory (naming the device and size) or unsupported
     /// (larger than the device's largest buffer); nothing is left allocated.
     virtual std::unique_ptr<device_mirror> create_mirror(std::size_t bytes) = 0;
+
+    /// A device_mirror whose bytes ARE the host memory [host, host + bytes)
+    /// (page-aligned, a non-zero multiple of 4096): kernels bound to it read
+    /// and write that memory in place, with no copy (advice::accessed_by).
+    /// The core keeps the memory mapped while the mirror lives, never passes
+    /// the mirror to upload, download or fill, and orders host access around
+    /// the launches that use it (so writes the host made before a launch are
+    /// seen by it, and a kernel's writes are seen by the host once its point
+    /// is reached). Only where properties().host_memory_in_place is true;
+    /// elsewhere, or when the driver refuses this range, throws unsupported
+    /// naming the device, address, size and driver call (the core then
+    /// migrates instead). Made with the context lock held.
+    virtual std::unique_ptr<device_mirror> import_host(std::byte* host, std::size_t bytes) {
+        (void)host;
+        (void)bytes;
+        throw error(errc::unsupported, properties().name + ": kernels cannot access host memory in place");
+    }
 
     /// One transfer batch towards the device: every copy and fill in one
     /// submission where the backend can (copies of one mirror merged into one

@@ -33,6 +33,10 @@ struct device_properties {
     bool dedicated_transfer_queue = false;  ///< migrations run on their own hardware queue
     bool host_addressable = false;          ///< device memory is also CPU memory (software and integrated devices)
     std::uint64_t cpu_copy_max = 0;  ///< largest migration batch the CPU copies itself instead of a queue (0: none)
+    /// Kernels can read and write host memory in place (advice::accessed_by
+    /// takes effect): Vulkan with VK_EXT_external_memory_host, OpenCL
+    /// devices that share the host's memory (CL_MEM_USE_HOST_PTR without a copy).
+    bool host_memory_in_place = false;
 };
 
 /// A device of a context. A cheap handle: copies refer to the same device,
