@@ -31,21 +31,30 @@ struct allocation {
     std::size_t bytes = 0;       ///< as requested
     std::size_t page_count = 0;  ///< pages backing it (a guard page follows, not counted)
     std::uint64_t id = 0;        ///< creation order, for messages
-    /// Per page; change copies only through set_copies, which keeps the
-    /// summaries.
+    /// Per page; change copies only through set_copies and set_state, which
+    /// keep the summaries.
     std::vector<page_state> pages;
-    /// Summary of `pages`: how many are valid at each location, and how
-    /// many are zero. A launch over memory already where it needs to be
-    /// checks these instead of every page.
+    /// Summary of `pages`: how many have a copy in each location's own
+    /// memory (in-place copies are not counted), and how many are zero. A
+    /// launch over memory already where it needs to be checks these instead
+    /// of every page.
     std::array<std::size_t, max_locations> valid_pages{};
     std::size_t zero_pages = 0;
-    /// The context-wide count of valid pages per location (device
-    /// residency against the budget), kept by set_copies.
+    std::size_t in_place_pages = 0;  ///< pages valid in place at some device
+    /// Per location, pages advised accessed_by it (kept by context::advise).
+    std::array<std::size_t, max_locations> accessed_pages{};
+    /// The context-wide count of copies per location (device residency
+    /// against the budget), kept by set_state.
     std::array<std::size_t, max_locations>* resident = nullptr;
     /// Per location (index 0, the host, is never used): device memory, in
     /// segments of that device's segment size, each created when its first
-    /// page is needed there. A page valid at a device lies in a live segment.
+    /// page is needed there. A page with a copy at a device lies in a live
+    /// segment.
     std::array<std::vector<std::unique_ptr<device_mirror>>, max_locations> segments;
+    /// Per location: the allocation's host memory imported for in-place
+    /// access (device_backend::import_host), made at the first such launch.
+    std::array<std::unique_ptr<device_mirror>, max_locations> imports;
+    location_mask import_refused = 0;  ///< devices whose import_host failed: they migrate it
     /// Per location, per block: recency and bouncing, for eviction.
     std::array<std::vector<block_record>, max_locations> blocks;
     /// Per location, the launch that last wrote this allocation there: a
@@ -55,29 +64,37 @@ struct allocation {
     /// there: a launch there waits for it (a prefetch may still be copying).
     std::array<sync_point, max_locations> last_upload{};
 
-    /// Sets the copies of page `page` (its advice stays), keeping the summaries.
-    void set_copies(std::size_t page, location_mask valid, bool zero) noexcept {
+    /// Sets page `page`'s copies (its advice stays), keeping the summaries.
+    void set_state(std::size_t page, location_mask valid, location_mask in_place, bool zero) noexcept {
         page_state& st = pages[page];
-        const location_mask gone = st.valid & ~valid, added = valid & ~st.valid;
-        for (location_mask m = gone; m != 0; m &= static_cast<location_mask>(m - 1)) {
+        const location_mask before = st.copies();
+        in_place_pages -= st.in_place != 0 ? 1 : 0;
+        st.valid = valid;
+        st.in_place = static_cast<location_mask>(in_place & valid & ~bit(host_location));
+        const location_mask after = st.copies();
+        in_place_pages += st.in_place != 0 ? 1 : 0;
+        for (location_mask m = before & ~after; m != 0; m &= static_cast<location_mask>(m - 1)) {
             const auto l = static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(m)));
             --valid_pages[l];
             if (resident != nullptr) --(*resident)[l];
         }
-        for (location_mask m = added; m != 0; m &= static_cast<location_mask>(m - 1)) {
+        for (location_mask m = after & ~before; m != 0; m &= static_cast<location_mask>(m - 1)) {
             const auto l = static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(m)));
             ++valid_pages[l];
             if (resident != nullptr) ++(*resident)[l];
         }
         zero_pages = zero_pages - (st.zero ? 1 : 0) + (zero ? 1 : 0);
-        st.valid = valid;
         st.zero = zero;
     }
-    /// Every page is valid at `l`.
+    /// set_state keeping the in-place copies that stay valid.
+    void set_copies(std::size_t page, location_mask valid, bool zero) noexcept {
+        set_state(page, valid, pages[page].in_place, zero);
+    }
+    /// Every page has a copy in `l`'s own memory.
     bool resident_at(location l) const noexcept { return valid_pages[l] == page_count; }
-    /// Every page is valid at `l` only, and none is zero.
+    /// Every page has its only copy in `l`'s own memory, and none is zero.
     bool owned_by(location l) const noexcept {
-        if (!resident_at(l) || zero_pages != 0) return false;
+        if (!resident_at(l) || zero_pages != 0 || in_place_pages != 0) return false;
         for (location other = 0; other < max_locations; ++other)
             if (other != l && valid_pages[other] != 0) return false;
         return true;

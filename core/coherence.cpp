@@ -109,8 +109,17 @@ void coherence::init_allocation(allocation& a) {
 /* --- device -> host ----------------------------------------------------- */
 
 void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages) {
-    // Group by the device each page comes from (the lowest one holding it),
-    // one download batch per device.
+    // Preferred at home: the page moves instead of being shared.
+    auto now_on_host = [&](std::size_t page) {
+        const page_state& st = a.pages[page];
+        a.set_copies(page, st.advice.prefers(host_location) ? bit(host_location) : st.valid | bit(host_location),
+                     st.zero);
+    };
+    // A device's in-place copy is already in host memory: nothing to copy.
+    for (std::size_t page : pages)
+        if (!a.pages[page].valid_at(host_location) && a.pages[page].in_place != 0) now_on_host(page);
+    // The rest, grouped by the device each page comes from (the lowest one
+    // holding it), one download batch per device.
     for (location from = 1; from < max_locations; ++from) {
         std::vector<download_op> ops;
         std::size_t count = 0;
@@ -129,12 +138,9 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
         testing::maybe_fail(testing::injected_call::download, *dev->backend);
         dev->backend->download(ops, producer);
         for (std::size_t page : pages)
-            if (const page_state& st = a.pages[page]; st.any_valid_except(host_location) == from) {
-                // Preferred at home: the page moves instead of being shared.
-                const location_mask valid =
-                    st.advice.prefers(host_location) ? bit(host_location) : st.valid | bit(host_location);
-                a.set_copies(page, valid, st.zero);
-            }
+            if (const page_state& st = a.pages[page];
+                !st.valid_at(host_location) && st.any_valid_except(host_location) == from)
+                now_on_host(page);
         m_counters.pages_to_host += count;
         m_counters.bytes_to_host += count * page_size;
         ++m_counters.transfer_batches;
@@ -253,16 +259,18 @@ std::vector<pending_wait> coherence::launch_conflicts(std::span<const range_requ
 
 sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_request> ranges) {
     const location where = dev.where;
-    for (const range_request& r : ranges) ensure_segments(*r.alloc, dev, r.first_page, r.end_page);
+    for (const range_request& r : ranges)
+        if (!r.in_place) ensure_segments(*r.alloc, dev, r.first_page, r.end_page);
 
-    // Pages only another device holds come to the host first (there is no
-    // device-to-device path yet); the host keeps a shared copy.
+    // Pages only other devices' memory holds come to the host first (there
+    // is no device-to-device path yet); the host keeps a shared copy. An
+    // in-place launch needs every page in host memory.
     for (const range_request& r : ranges) {
-        if (r.alloc->resident_at(where)) continue;
+        if (!r.in_place && r.alloc->resident_at(where)) continue;
         std::vector<std::size_t> remote;
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
             const page_state& st = r.alloc->pages[p];
-            if (!st.valid_at(where) && !st.valid_at(host_location)) remote.push_back(p);
+            if ((r.in_place || !st.copy_at(where)) && !st.host_memory_current()) remote.push_back(p);
         }
         if (!remote.empty()) {
             fetch_to_host(*r.alloc, remote);
@@ -301,10 +309,10 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     std::uint64_t copied = 0, filled = 0;
     for (const range_request& r : ranges) {
         allocation& a = *r.alloc;
-        if (a.resident_at(where)) continue;
+        if (r.in_place || a.resident_at(where)) continue;
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
             const page_state& st = a.pages[p];
-            if (st.valid_at(where)) continue;
+            if (st.copy_at(where)) continue;
             auto [mirror, offset] = segment_at(a, where, p << page_shift);
             if (st.zero) {
                 append_page(fills, mirror, offset, [&](std::size_t at) { return fill_op{mirror, at, page_size}; });
@@ -344,13 +352,17 @@ void coherence::commit_launch(location where, std::span<const range_request> ran
         allocation& a = *r.alloc;
         if (r.writes) a.last_write[where] = done;
         // Already so: nothing changes (a launch over resident memory).
-        if (r.writes ? a.owned_by(where) : a.resident_at(where)) continue;
+        if (!r.in_place && (r.writes ? a.owned_by(where) : a.resident_at(where))) continue;
+        // The device's copy is its mirror, or (in place) the host memory.
+        const location_mask here = bit(where);
+        if (r.in_place) m_counters.pages_in_place += r.end_page - r.first_page;
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
             const page_state& st = a.pages[p];
+            const auto in_place = static_cast<location_mask>(r.in_place ? st.in_place | here : st.in_place & ~here);
             if (r.writes)
-                a.set_copies(p, bit(where), false);
+                a.set_state(p, here, in_place, false);
             else
-                a.set_copies(p, st.valid | bit(where), st.zero);
+                a.set_state(p, st.valid | here, in_place, st.zero);
         }
     }
 }
@@ -385,8 +397,8 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
                                              const inflight_tracker& inflight) {
     const location l = dev.where;
     if (ranges.empty()) return {};
-    std::size_t wanted = 0;
-    for (const range_request& r : ranges) wanted += r.end_page - r.first_page;
+    std::size_t wanted = 0;  // in-place ranges take no device memory
+    for (const range_request& r : ranges) wanted += r.in_place ? 0 : r.end_page - r.first_page;
     if (wanted > dev.budget_pages)
         throw_error(errc::out_of_memory, operation, " on ", dev.backend->properties().name, ": its ranges need ",
                     format_bytes(wanted << page_shift), " on the device, more than its budget of ",
@@ -397,6 +409,7 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
     ++dev.clock;
     std::size_t missing = 0;
     for (const range_request& r : ranges) {
+        if (r.in_place) continue;
         allocation& a = *r.alloc;
         if (a.blocks[l].empty()) a.blocks[l].resize(a.block_count(m_block_pages));
         const bool all_here = a.resident_at(l);
@@ -407,7 +420,7 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
             const std::size_t first = std::max(b * m_block_pages, r.first_page);
             const std::size_t end = std::min((b + 1) * m_block_pages, r.end_page);
             std::size_t lacking = 0;
-            for (std::size_t p = first; p < end; ++p) lacking += a.pages[p].valid_at(l) ? 0 : 1;
+            for (std::size_t p = first; p < end; ++p) lacking += a.pages[p].copy_at(l) ? 0 : 1;
             missing += lacking;
             // Back within four budgets' worth of evictions of leaving: the
             // working set cycles through a few times the budget, and LRU
@@ -448,14 +461,14 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
             bool keep = false;
             for (std::size_t p = first; p < end; ++p) {
                 const page_state& st = a.pages[p];
-                if (!st.valid_at(l)) continue;
+                if (!st.copy_at(l)) continue;
                 ++here;
                 elsewhere += st.advice.prefers_elsewhere(l) ? 1 : 0;
                 keep = keep || st.advice.read_mostly || st.advice.prefers(l);
             }
             if (here == 0) continue;
             const bool needed = std::any_of(ranges.begin(), ranges.end(), [&](const range_request& r) {
-                return r.alloc == &a && r.first_page < end && first < r.end_page;
+                return !r.in_place && r.alloc == &a && r.first_page < end && first < r.end_page;
             });
             if (needed) continue;
             if (inflight.busy_at(a, first, end, l)) {
@@ -495,7 +508,7 @@ void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) 
     std::vector<std::size_t> alone;
     std::size_t held = 0;
     for (std::size_t p = first; p < end; ++p) {
-        if (!a.pages[p].valid_at(l)) continue;
+        if (!a.pages[p].copy_at(l)) continue;
         ++held;
         if (a.pages[p].valid == bit(l)) alone.push_back(p);
     }
@@ -503,7 +516,7 @@ void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) 
     // device still holds the only copy and nothing changed.
     fetch_to_host(a, alone);
     for (std::size_t p = first; p < end; ++p)
-        if (const page_state& st = a.pages[p]; st.valid_at(l))
+        if (const page_state& st = a.pages[p]; st.copy_at(l))
             a.set_copies(p, static_cast<location_mask>(st.valid & ~bit(l)), st.zero);
     apply_host_protection(a, first, end);
     block_record& rec = a.blocks[l][block];
@@ -522,19 +535,20 @@ void coherence::release_empty_segments(allocation& a, device_slot& dev, const in
         if (!segments[s]) continue;
         const std::size_t first = s * per, end = std::min(first + per, a.page_count);
         bool empty = true;
-        for (std::size_t p = first; p < end && empty; ++p) empty = !a.pages[p].valid_at(l);
+        for (std::size_t p = first; p < end && empty; ++p) empty = !a.pages[p].copy_at(l);
         if (empty && !inflight.busy_at(a, first, end, l)) segments[s].reset();
     }
 }
 
 void coherence::check_invariants(const allocation& a) const {
     std::array<std::size_t, max_locations> valid{};
-    std::size_t zero = 0;
+    std::size_t zero = 0, in_place = 0;
     for (const page_state& st : a.pages) {
-        for (location l = 0; l < max_locations; ++l) valid[l] += st.valid_at(l) ? 1 : 0;
+        for (location l = 0; l < max_locations; ++l) valid[l] += st.copy_at(l) ? 1 : 0;
         zero += st.zero ? 1 : 0;
+        in_place += st.in_place != 0 ? 1 : 0;
     }
-    if (valid != a.valid_pages || zero != a.zero_pages)
+    if (valid != a.valid_pages || zero != a.zero_pages || in_place != a.in_place_pages)
         throw std::logic_error(concat("usm page summary of allocation ", a.id, " is out of date: ", a.zero_pages,
                                       " zero pages counted, ", zero, " found; ", a.valid_pages[host_location],
                                       " host-valid counted, ", valid[host_location], " found"));
@@ -546,10 +560,15 @@ void coherence::check_invariants(const allocation& a) const {
         if (st.zero && !st.valid_at(host_location))
             throw std::logic_error(
                 concat("usm invariant 5 broken: zero page ", p, " of allocation ", a.id, " is not valid on the host"));
+        if ((st.in_place & ~st.valid) != 0 || (st.in_place & bit(host_location)) != 0)
+            throw std::logic_error(concat("usm page ", p, " of allocation ", a.id, " is in place at a location",
+                                          " without a valid copy there, or at the host"));
         for (location l = 1; l < max_locations; ++l)
-            if (st.valid_at(l) && (a.segments[l].empty() || segment_at(a, l, p << page_shift).first == nullptr))
+            if (st.in_place & bit(l)
+                    ? !a.imports[l]
+                    : st.copy_at(l) && (a.segments[l].empty() || segment_at(a, l, p << page_shift).first == nullptr))
                 throw std::logic_error(concat("usm page ", p, " of allocation ", a.id, " is valid on device ", l - 1,
-                                              " but its device memory segment was released"));
+                                              " but its device memory (segment or import) is gone"));
     }
 }
 

@@ -41,6 +41,10 @@ struct range_request {
     std::size_t end_page = 0;
     bool reads = false;
     bool writes = false;
+    /// The device accesses these pages in host memory (its import of the
+    /// allocation), not in its mirror: nothing is uploaded, and the device's
+    /// copy is the host memory (page_state::in_place).
+    bool in_place = false;
 };
 
 /// Merges requests that overlap on one allocation into disjoint ranges whose

@@ -383,11 +383,13 @@ void context_impl::make_host_valid(const char* operation, const void* p, std::si
 void context_impl::advise(const void* p, std::size_t bytes, advice what, device_slot* where, bool host) {
     check_process("advise");
     const bool has_location = where != nullptr || host;
-    const bool wants_location = what == advice::preferred_location;
-    if (has_location != wants_location)
-        throw_error(
-            errc::invalid_argument, "advise(", p, ", ", format_bytes(bytes),
-            "): ", wants_location ? "preferred_location needs a device or usm::host" : "this advice takes no location");
+    const bool wants_device = what == advice::accessed_by || what == advice::unset_accessed_by;
+    const bool wants_location = what == advice::preferred_location || wants_device;
+    if (has_location != wants_location || (wants_device && host))
+        throw_error(errc::invalid_argument, "advise(", p, ", ", format_bytes(bytes), "): ",
+                    wants_device     ? "accessed_by needs a device"
+                    : wants_location ? "preferred_location needs a device or usm::host"
+                                     : "this advice takes no location");
     if (where != nullptr && where->owner != this)
         throw_error(errc::invalid_argument, "advise(", p, ", ", format_bytes(bytes), ") for ",
                     where->backend->properties().name, ": the device belongs to another context");
@@ -412,6 +414,14 @@ void context_impl::advise(const void* p, std::size_t bytes, advice what, device_
             case advice::unset_preferred_location:
                 adv.preferred = 0;
                 break;
+            case advice::accessed_by:
+                a.accessed_pages[where->where] += (a.pages[q].accessed_by & bit(where->where)) ? 0 : 1;
+                a.pages[q].accessed_by |= bit(where->where);
+                break;
+            case advice::unset_accessed_by:
+                a.accessed_pages[where->where] -= (a.pages[q].accessed_by & bit(where->where)) ? 1 : 0;
+                a.pages[q].accessed_by &= static_cast<location_mask>(~bit(where->where));
+                break;
         }
     }
 }
@@ -429,16 +439,20 @@ range_info context_impl::query(const void* p, std::size_t bytes) const {
     info.read_mostly = true;
     const std::uint8_t preferred = a.pages[first].advice.preferred;
     bool same_preferred = true;
+    location_mask accessed = a.pages[first].accessed_by;
     for (std::size_t q = first; q < end; ++q) {
         const page_state& st = a.pages[q];
         info.host_pages += st.valid_at(host_location) ? 1 : 0;
-        for (const auto& slot : m_slots) info.device_pages[slot->index] += st.valid_at(slot->where) ? 1 : 0;
+        for (const auto& slot : m_slots) info.device_pages[slot->index] += st.copy_at(slot->where) ? 1 : 0;
+        accessed &= st.accessed_by;
         info.zero_pages += st.zero ? 1 : 0;
         info.read_mostly = info.read_mostly && st.advice.read_mostly;
         same_preferred = same_preferred && st.advice.preferred == preferred;
     }
     if (same_preferred && preferred == host_location + 1) info.preferred_host = true;
     if (same_preferred && preferred > host_location + 1) info.preferred_device = m_by_location[preferred - 1]->index;
+    for (const auto& slot : m_slots)
+        if (accessed & bit(slot->where)) info.accessed_by.push_back(slot->index);
     return info;
 }
 

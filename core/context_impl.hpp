@@ -87,6 +87,11 @@ private:
     /// Waits (without the lock) for `waits`; returns with the lock held again.
     void wait_unlocked(lock_type& lock, std::vector<pending_wait>& waits);
     void free_locked(lock_type& lock, allocation& a);
+    /// Marks the ranges `dev` accesses in place: those of each allocation
+    /// whose pages in the launch are all advised accessed_by `dev`, on a
+    /// device that can (importing the allocation's host memory the first
+    /// time; a refused import falls back to migration, logged once).
+    void choose_in_place(device_slot& dev, std::vector<range_request>& ranges);
     /// Resolves a launch's memory arguments to page ranges; throws on bad ones.
     std::vector<range_request> resolve_ranges(const device_slot& dev, std::span<const launch_arg> args) const;
 

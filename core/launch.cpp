@@ -92,6 +92,37 @@ std::vector<range_request> context_impl::resolve_ranges(const device_slot& dev,
     return ranges;
 }
 
+void context_impl::choose_in_place(device_slot& dev, std::vector<range_request>& ranges) {
+    if (!dev.backend->properties().host_memory_in_place) return;
+    const location where = dev.where;
+    // merge_requests sorted the ranges by allocation.
+    for (std::size_t i = 0; i < ranges.size();) {
+        allocation& a = *ranges[i].alloc;
+        std::size_t j = i;
+        while (j < ranges.size() && ranges[j].alloc == &a) ++j;
+        bool all = a.accessed_pages[where] == a.page_count && !(a.import_refused & bit(where));
+        if (!all && a.accessed_pages[where] != 0 && !(a.import_refused & bit(where))) {
+            all = true;
+            for (std::size_t k = i; k < j && all; ++k)
+                for (std::size_t p = ranges[k].first_page; p < ranges[k].end_page && all; ++p)
+                    all = (a.pages[p].accessed_by & bit(where)) != 0;
+        }
+        if (all && !a.imports[where]) {
+            try {
+                a.imports[where] = dev.backend->import_host(m_space->alias_of(a.base), a.page_count << page_shift);
+            } catch (const error& e) {
+                if (e.kind() != errc::unsupported) throw;
+                log(log_level::warn, "launch on ", dev.backend->properties().name, ": allocation ", a.id,
+                    " is advised accessed_by it, but its memory cannot be imported (", e.what(), "); migrating it");
+                a.import_refused |= bit(where);  // asked once: the advice stays, the pages migrate
+                all = false;
+            }
+        }
+        for (std::size_t k = i; k < j; ++k) ranges[k].in_place = all;
+        i = j;
+    }
+}
+
 event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, std::span<const launch_arg> args) {
     check_process("launch");
     if (!k || k.state()->slot != &dev)
@@ -104,6 +135,7 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
     std::vector<range_request> ranges;
     for (;;) {
         ranges = merge_requests(resolve_ranges(dev, args));
+        choose_in_place(dev, ranges);
         m_inflight.retire_completed();
         auto waits = m_coherence.launch_conflicts(ranges, dev.where, m_inflight);
         if (waits.empty()) waits = m_coherence.reserve("launch", dev, ranges, m_allocations, m_inflight);
@@ -122,6 +154,15 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
         if (a.what == launch_arg::kind::memory) {
             allocation* owner = m_allocations.find(a.memory.address);
             const auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(a.memory.address) - owner->base);
+            if (std::any_of(ranges.begin(), ranges.end(),
+                            [&](const range_request& r) { return r.alloc == owner && r.in_place; })) {
+                b.mirror = owner->imports[dev.where].get();  // the host memory itself
+                b.offset = offset;
+                b.bytes = a.memory.bytes;
+                b.mode = a.memory.mode;
+                if (a.memory.bytes == 0) empty_uses.push_back({owner, 0, 0, false});
+                continue;
+            }
             // An argument ending the allocation points one past its last page.
             const std::size_t page = std::min(offset >> page_shift, owner->page_count - 1);
             if (a.memory.bytes == 0) {

@@ -1,8 +1,9 @@
-// tests/budget_test.cpp - device budgets, once per backend: LRU eviction of
-// 2 MiB blocks with write-back of what only the device holds, advice that
-// changes what goes first, blocks caught bouncing and pinned, busy blocks
-// left alone, budgets a launch cannot fit, and allocations larger than one
-// device buffer (segmented device copies).
+// tests/budget_test.cpp - device budgets and advice, once per backend: LRU
+// eviction of 2 MiB blocks with write-back of what only the device holds,
+// advice that changes what goes first, blocks caught bouncing and pinned,
+// busy blocks left alone, budgets a launch cannot fit, accessed_by pages used
+// in place, and allocations larger than one device buffer (segmented device
+// copies).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -294,12 +295,87 @@ TEST_P(budget, advice_with_a_wrong_location_or_range_is_rejected) {
     EXPECT_EQ(code([&] { ctx->advise(x, 1024, usm::advice::preferred_location); }), usm::errc::invalid_argument);
     EXPECT_EQ(code([&] { ctx->advise(x, 1024, usm::advice::read_mostly, *dev); }), usm::errc::invalid_argument);
     EXPECT_EQ(code([&] { ctx->advise(x, 1025, usm::advice::read_mostly); }), usm::errc::out_of_range);
+    EXPECT_EQ(code([&] { ctx->advise(x, 1024, usm::advice::accessed_by); }), usm::errc::invalid_argument);
+    EXPECT_EQ(code([&] { ctx->advise(x, 1024, usm::advice::accessed_by, usm::host); }), usm::errc::invalid_argument);
     int local = 0;
     EXPECT_EQ(code([&] { ctx->advise(usm::ptr<int>(&local), 1, usm::advice::read_mostly); }),
               usm::errc::not_a_usm_pointer);
     EXPECT_EQ(code([&] { ctx->query(x, 1025); }), usm::errc::out_of_range);
     EXPECT_FALSE(ctx->query(x, 1024).read_mostly);
     ctx->free(x);
+}
+
+TEST_P(budget, accessed_by_pages_are_used_in_place_taking_no_device_memory) {
+    if (!dev->properties().host_memory_in_place) {
+        // lavapipe and PoCL both can: in CI this must run.
+        if (usm_test::in_ci()) FAIL() << dev->name() << " cannot access host memory in place";
+        GTEST_SKIP() << dev->name() << " cannot access host memory in place";
+    }
+    // Six blocks through a four-block budget: in place, nothing is evicted.
+    make_blocks(6);
+    for (auto& b : blocks) ctx->advise(b, block_words, usm::advice::accessed_by, *dev);
+    EXPECT_EQ(ctx->query(blocks[0], block_words).accessed_by, std::vector<std::size_t>{0});
+    const usm::stats before = ctx->stats();
+    for (std::size_t b = 0; b < 6; ++b) increment_block(b);
+    usm::stats d = since(before);
+    EXPECT_EQ(d.pages_in_place, 6 * block_pages);
+    EXPECT_EQ(d.pages_to_device, 0u);
+    EXPECT_EQ(d.pages_zero_filled, 0u);
+    EXPECT_EQ(d.blocks_evicted, 0u);
+    EXPECT_EQ(dev->resident_bytes(), 0u);
+    EXPECT_EQ(device_pages(0), 0u);
+    ctx->impl().check_invariants();
+    // The kernels wrote host memory: reading it faults (the device was the
+    // writer) but copies nothing.
+    const usm::stats read = ctx->stats();
+    for (std::size_t b = 0; b < 6; ++b) expect_block(b, 1);
+    d = since(read);
+    EXPECT_GT(d.host_read_faults, 0u);
+    EXPECT_EQ(d.pages_to_host, 0u);
+    ctx->impl().check_invariants();
+}
+
+TEST_P(budget, in_place_and_migrating_launches_hand_pages_over_correctly) {
+    if (!dev->properties().host_memory_in_place) GTEST_SKIP() << dev->name() << " cannot access host memory in place";
+    make_blocks(1);
+    ctx->advise(blocks[0], block_words, usm::advice::accessed_by, *dev);
+    increment_block(0);  // in place: the device's copy is the host memory
+    ctx->advise(blocks[0], block_words, usm::advice::unset_accessed_by, *dev);
+    EXPECT_TRUE(ctx->query(blocks[0], block_words).accessed_by.empty());
+    usm::stats before = ctx->stats();
+    increment_block(0);  // migrates: the mirror needs the bytes, straight from host memory
+    usm::stats d = since(before);
+    EXPECT_EQ(d.pages_in_place, 0u);
+    EXPECT_EQ(d.pages_to_device, block_pages);
+    EXPECT_EQ(d.pages_to_host, 0u);
+    EXPECT_EQ(device_pages(0), block_pages);
+    ctx->advise(blocks[0], block_words, usm::advice::accessed_by, *dev);
+    before = ctx->stats();
+    increment_block(0);  // in place again: the mirror's newer bytes come home first
+    d = since(before);
+    EXPECT_EQ(d.pages_in_place, block_pages);
+    EXPECT_EQ(d.pages_to_host, block_pages);
+    EXPECT_EQ(device_pages(0), 0u);
+    expect_block(0, 3);
+    ctx->impl().check_invariants();
+}
+
+TEST_P(budget, host_access_waits_for_an_in_place_kernel) {
+    if (!dev->properties().host_memory_in_place) GTEST_SKIP() << dev->name() << " cannot access host memory in place";
+    make_blocks(1);
+    ctx->advise(blocks[0], block_words, usm::advice::accessed_by, *dev);
+    usm::kernel slow = usm_test::load(*dev, USM_TEST_KERNEL(test_slow_fill));
+    const std::uint32_t rounds = 3000;
+    usm::event running = dev->launch(slow, groups_for(block_words), usm::group{64}, usm::write(blocks[0], block_words),
+                                     static_cast<std::uint32_t>(block_words), rounds);
+    const usm::stats before = ctx->stats();
+    blocks[0][5] = 7;  // must wait for the kernel that writes this memory in place
+    EXPECT_TRUE(running.ready());
+    EXPECT_GE(since(before).kernel_waits, 1u);
+    EXPECT_EQ(blocks[0][5], 7u);
+    for (std::size_t i = 997; i < block_words; i += 997)
+        ASSERT_EQ(blocks[0][i], slow_value(static_cast<std::uint32_t>(i), rounds)) << i;
+    ctx->impl().check_invariants();
 }
 
 USM_INSTANTIATE_PER_BACKEND(budget);

@@ -45,10 +45,7 @@ const char* to_string(op_kind k) noexcept {
     return "?";
 }
 
-model_advice advice_of(const op& o) noexcept {
-    const std::uint32_t k = o.value % 6;
-    return k == 5 ? model_advice::read_mostly : static_cast<model_advice>(k);
-}
+model_advice advice_of(const op& o) noexcept { return static_cast<model_advice>(o.value % 7); }
 
 namespace {
 
@@ -154,6 +151,12 @@ std::string describe(const op& o) {
                 case model_advice::unset_preferred:
                     s << "unset_preferred_location";
                     break;
+                case model_advice::accessed_by:
+                    s << "accessed_by dev" << int{o.device};
+                    break;
+                case model_advice::unset_accessed_by:
+                    s << "unset_accessed_by dev" << int{o.device};
+                    break;
             }
             break;
         case op_kind::wait_all:
@@ -229,8 +232,8 @@ private:
             {op_kind::kernel_fill, 9},
             {op_kind::kernel_copy, 13},
             {op_kind::prefetch, 4},
-            {op_kind::advise, 2},
-            {op_kind::wait_all, 4},
+            {op_kind::advise, 3},
+            {op_kind::wait_all, 3},
         }};
         int roll = static_cast<int>(uniform(0, 99));
         op_kind kind = op_kind::wait_all;

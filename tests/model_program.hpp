@@ -71,9 +71,17 @@ struct op {
 };
 
 /// What an advise op asks for, from its `value`: read_mostly, unset it,
-/// prefer the host, prefer device `device`, unset the preference, or
-/// read_mostly again (the commonest advice).
-enum class model_advice : std::uint8_t { read_mostly, unset_read_mostly, prefer_host, prefer_device, unset_preferred };
+/// prefer the host, prefer device `device`, unset the preference, access in
+/// place from device `device`, or stop that.
+enum class model_advice : std::uint8_t {
+    read_mostly,
+    unset_read_mostly,
+    prefer_host,
+    prefer_device,
+    unset_preferred,
+    accessed_by,
+    unset_accessed_by,
+};
 model_advice advice_of(const op& o) noexcept;
 
 /// "#12 host_write a3 [+4093, 7 B) seed=31 on thread 2 memcpy".

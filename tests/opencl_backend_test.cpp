@@ -4,6 +4,8 @@
 // The driver comes from the backend table (backends/registry.cpp), as the core
 // loads it; the first usable device is opened once for the whole suite.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -12,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <random>
 #include <regex>
@@ -102,6 +105,44 @@ std::uint32_t lcg(std::uint32_t v, std::uint32_t rounds) {
     return v;
 }
 
+// Host memory as usm holds it: one memfd mapped MAP_SHARED twice, the
+// application's view and usm's alias. import_host gets the alias; the test
+// reads and writes through the view, so what the kernel does must reach the
+// memfd's pages, not a private copy.
+class shared_memory {
+public:
+    explicit shared_memory(std::size_t bytes) : m_bytes(bytes) {
+        m_fd = memfd_create("usm-opencl-backend-test", MFD_CLOEXEC);
+        if (m_fd < 0 || ftruncate(m_fd, static_cast<off_t>(bytes)) != 0) return;
+        m_view = map();
+        m_alias = map();
+    }
+    ~shared_memory() {
+        if (m_view != nullptr) munmap(m_view, m_bytes);
+        if (m_alias != nullptr) munmap(m_alias, m_bytes);
+        if (m_fd >= 0) close(m_fd);
+    }
+    shared_memory(const shared_memory&) = delete;
+    shared_memory& operator=(const shared_memory&) = delete;
+
+    bool ok() const noexcept { return m_view != nullptr && m_alias != nullptr; }
+    std::byte* alias(std::size_t offset = 0) const noexcept { return m_alias + offset; }
+    // The view as 32-bit words, from byte `offset`.
+    std::uint32_t* words(std::size_t offset = 0) const noexcept {
+        return reinterpret_cast<std::uint32_t*>(m_view + offset);
+    }
+
+private:
+    std::byte* map() const {
+        void* p = mmap(nullptr, m_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, m_fd, 0);
+        return p == MAP_FAILED ? nullptr : static_cast<std::byte*>(p);
+    }
+    std::size_t m_bytes;
+    int m_fd = -1;
+    std::byte* m_view = nullptr;
+    std::byte* m_alias = nullptr;
+};
+
 /* --- fixture ------------------------------------------------------------ */
 
 class opencl_backend : public ::testing::Test {
@@ -185,6 +226,8 @@ TEST_F(opencl_backend, offers_devices_and_describes_the_opened_one) {
     if (p.driver.find("PoCL") != std::string::npos) {
         // PoCL's pthread device is the CPU: its memory is host memory.
         EXPECT_TRUE(p.host_addressable);
+        // ... and its kernels use CL_MEM_USE_HOST_PTR memory at the host pointer.
+        EXPECT_TRUE(p.host_memory_in_place);
         EXPECT_TRUE(contains_regex(p.driver, "PoCL [0-9]+\\.[0-9]+.*"));
     }
 }
@@ -361,6 +404,137 @@ TEST_F(opencl_backend, mirrors_of_another_device_are_rejected) {
     std::vector<std::byte> data(16);
     const upload_op op{foreign.get(), 0, data.data(), data.size()};
     const usm::error e = expect_error([&] { dev().upload({&op, 1}, {}, {}); });
+    EXPECT_EQ(e.kind(), errc::invalid_argument);
+    EXPECT_TRUE(contains(e.what(), "not created by this device"));
+}
+
+/* --- host memory imported in place ----------------------------------------- */
+
+TEST_F(opencl_backend, imported_host_memory_is_read_and_written_in_place) {
+    // Four pages imported from the second page of an eight-page memfd, so
+    // the pages around the import show that nothing outside it is touched.
+    constexpr std::size_t pages = 8, first = 1, imported = 4;
+    shared_memory memory_fd(pages * page);
+    ASSERT_TRUE(memory_fd.ok());
+    constexpr std::size_t words_per_page = page / word;
+    constexpr std::size_t all_words = pages * words_per_page;
+    std::uint32_t* view = memory_fd.words();
+    std::vector<std::uint32_t> model(all_words);
+    for (std::size_t i = 0; i < all_words; ++i) model[i] = view[i] = static_cast<std::uint32_t>(i * 2654435761u);
+    const auto check_model = [&](const char* when) {
+        for (std::size_t i = 0; i < all_words; ++i)
+            ASSERT_EQ(view[i], model[i]) << when << ": word " << i << " (page " << i / words_per_page << ")";
+    };
+
+    if (!dev().properties().host_memory_in_place) {
+        EXPECT_EQ(expect_error([&] { dev().import_host(memory_fd.alias(first * page), imported * page); }).kind(),
+                  errc::unsupported);
+        return;
+    }
+    std::unique_ptr<device_mirror> mirror = dev().import_host(memory_fd.alias(first * page), imported * page);
+    ASSERT_NE(mirror, nullptr);
+    EXPECT_EQ(mirror->bytes(), imported * page);
+    const std::size_t base_word = first * words_per_page;  // word 0 of the mirror, in `view`
+
+    // 1. x[i] += 1 over the first two pages of the import, offset 0.
+    const std::uint32_t n = 2 * words_per_page;
+    dev().wait(dev().launch(add_one(), {n / 64}, {64},
+                            std::array{memory(*mirror, 0, n * word, access::read_write), value(n)}, {}));
+    for (std::uint32_t i = 0; i < n; ++i) model[base_word + i] += 1;
+    check_model("after add_one at offset 0");
+
+    // 2. Host writes made now, through the view, are what the next kernel
+    // reads: out[i] = in[i] + lcg^0(i) = in[i] + i, with `in` at an offset
+    // that is only a multiple of 4 (no sub-buffer could start there) and
+    // `out` on the import's last page.
+    const std::size_t in_offset = page + 12, out_offset = 3 * page + 4;
+    const std::uint32_t m = 1000, rounds = 0;
+    for (std::uint32_t i = 0; i < m; ++i)
+        model[base_word + in_offset / word + i] = view[base_word + in_offset / word + i] = 0xA0000000u + i * 5u;
+    const sync_point added =
+        dev().launch(slow_add(), {(m + 63) / 64}, {64},
+                     std::array{memory(*mirror, in_offset, m * word, access::read),
+                                memory(*mirror, out_offset, m * word, access::write), value(m), value(rounds)},
+                     {});
+    dev().wait(added);
+    EXPECT_TRUE(dev().reached(added));
+    for (std::uint32_t i = 0; i < m; ++i)
+        model[base_word + out_offset / word + i] = model[base_word + in_offset / word + i] + i;
+    check_model("after slow_add between two interior offsets");
+
+    // 3. The import is not a snapshot taken at the first launch: host writes
+    // between launches reach the kernel too, and an imported argument mixes
+    // with an SVM mirror's in one launch.
+    for (std::uint32_t i = 0; i < m; ++i)
+        model[base_word + in_offset / word + i] = view[base_word + in_offset / word + i] = i * 11u;
+    auto out = dev().create_mirror(page);
+    const sync_point mixed = dev().launch(slow_add(), {(m + 63) / 64}, {64},
+                                          std::array{memory(*mirror, in_offset, m * word, access::read),
+                                                     memory(*out, 0, m * word, access::write), value(m), value(rounds)},
+                                          {});
+    const std::vector<std::uint32_t> got = get<std::uint32_t>(*out, 0, m, std::array{mixed});
+    for (std::uint32_t i = 0; i < m; ++i) ASSERT_EQ(got[i], i * 11u + i) << "i = " << i;
+    check_model("after a launch that only read the import");
+
+    // 4. Releasing the import leaves the host memory as the kernels left it.
+    mirror.reset();
+    check_model("after the import was destroyed");
+}
+
+TEST_F(opencl_backend, import_of_misaligned_or_empty_host_memory_is_refused) {
+    if (!dev().properties().host_memory_in_place) GTEST_SKIP() << "no in-place host memory on this device";
+    shared_memory memory_fd(4 * page);
+    ASSERT_TRUE(memory_fd.ok());
+    // 128 bytes into a page: aligned for PoCL (CL_DEVICE_MEM_BASE_ADDR_ALIGN)
+    // but not to a page.
+    for (std::size_t offset : {std::size_t{4}, std::size_t{128}, page / 2}) {
+        const usm::error e = expect_error([&] { dev().import_host(memory_fd.alias(offset), 2 * page); });
+        EXPECT_EQ(e.kind(), errc::unsupported) << "offset " << offset;
+        EXPECT_TRUE(contains(e.what(), "not a multiple of")) << "offset " << offset;
+        EXPECT_TRUE(contains(e.what(), dev().properties().name));
+    }
+    EXPECT_EQ(expect_error([&] { dev().import_host(memory_fd.alias(), 0); }).kind(), errc::invalid_argument);
+    EXPECT_EQ(expect_error([&] { dev().import_host(nullptr, page); }).kind(), errc::invalid_argument);
+    const std::uint64_t too_big = dev().properties().max_allocation + page;
+    const usm::error e = expect_error([&] { dev().import_host(memory_fd.alias(), too_big); });
+    EXPECT_EQ(e.kind(), errc::unsupported);
+    EXPECT_TRUE(contains(e.what(), "CL_DEVICE_MAX_MEM_ALLOC_SIZE"));
+}
+
+TEST_F(opencl_backend, transfers_reject_imported_mirrors) {
+    if (!dev().properties().host_memory_in_place) GTEST_SKIP() << "no in-place host memory on this device";
+    shared_memory memory_fd(2 * page);
+    ASSERT_TRUE(memory_fd.ok());
+    std::fill_n(memory_fd.words(), 2 * page / word, 0x5A5A5A5Au);
+    auto mirror = dev().import_host(memory_fd.alias(), 2 * page);
+    auto svm = dev().create_mirror(page);
+    std::vector<std::byte> data(64, std::byte{1});
+
+    // Each batch also holds a valid op for an SVM mirror: the whole batch is
+    // refused before anything is enqueued.
+    const std::array copies = {upload_op{svm.get(), 0, data.data(), data.size()},
+                               upload_op{mirror.get(), 0, data.data(), data.size()}};
+    usm::error e = expect_error([&] { dev().upload(copies, {}, {}); });
+    EXPECT_EQ(e.kind(), errc::invalid_argument);
+    EXPECT_TRUE(contains(e.what(), "in place"));
+    const fill_op fill{mirror.get(), 0, page};
+    e = expect_error([&] { dev().upload({}, {&fill, 1}, {}); });
+    EXPECT_EQ(e.kind(), errc::invalid_argument);
+    EXPECT_TRUE(contains(e.what(), "in place"));
+    const download_op down{mirror.get(), 0, data.data(), data.size()};
+    e = expect_error([&] { dev().download({&down, 1}, {}); });
+    EXPECT_EQ(e.kind(), errc::invalid_argument);
+    EXPECT_TRUE(contains(e.what(), "in place"));
+
+    // Nothing reached the host memory.
+    for (std::size_t i = 0; i < 2 * page / word; ++i) ASSERT_EQ(memory_fd.words()[i], 0x5A5A5A5Au) << i;
+    // Another device's import is not this device's mirror.
+    auto other = s_driver->open(s_index);
+    auto foreign = other->import_host(memory_fd.alias(), page);
+    const std::uint32_t n = 64;
+    e = expect_error([&] {
+        dev().launch(add_one(), {1}, {64}, std::array{memory(*foreign, 0, n * word, access::read_write), value(n)}, {});
+    });
     EXPECT_EQ(e.kind(), errc::invalid_argument);
     EXPECT_TRUE(contains(e.what(), "not created by this device"));
 }

@@ -7,6 +7,8 @@
 // set before the driver loads, unless the environment already sets it), and
 // the global tear-down asserts that it reported no error.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,11 +18,14 @@
 #include <filesystem>
 #include <kernels/heat2d_comp.hpp>
 #include <kernels/saxpy_comp.hpp>
+#include <kernels/test_fill_comp.hpp>
+#include <kernels/test_increment_comp.hpp>
 #include <kernels/test_vk_literal_comp.hpp>
 #include <kernels/test_vk_pack_comp.hpp>
 #include <kernels/test_vk_tail_comp.hpp>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -651,6 +656,230 @@ TEST_F(VulkanBackend, TooManyPushConstantBytesIsInvalidArgument) {
     // 600 pointers: 4800 bytes, more than any device's block.
     const std::vector<bound_arg> pointers(600, memory(*m, 0, 4096, usm::access::read));
     EXPECT_EQ(error_kind([&] { dev().launch(*k, {1, 1, 1}, {64, 1, 1}, pointers, {}); }), errc::invalid_argument);
+}
+
+/* --- host memory in place (import_host) ------------------------------------------------------------------ */
+
+/// `bytes` of a memfd mapped twice MAP_SHARED, the way usm maps an
+/// allocation and its alias: `view` is imported, `alias` sees the same pages.
+class shared_mapping {
+public:
+    explicit shared_mapping(std::size_t bytes) : m_bytes(bytes) {
+        m_fd = ::memfd_create("usm-import-test", MFD_CLOEXEC);
+        if (m_fd < 0 || ::ftruncate(m_fd, static_cast<off_t>(bytes)) != 0) return;
+        m_view = map();
+        m_alias = map();
+    }
+    ~shared_mapping() {
+        if (m_view != nullptr) ::munmap(m_view, m_bytes);
+        if (m_alias != nullptr) ::munmap(m_alias, m_bytes);
+        if (m_fd >= 0) ::close(m_fd);
+    }
+    shared_mapping(const shared_mapping&) = delete;
+    shared_mapping& operator=(const shared_mapping&) = delete;
+
+    bool ok() const noexcept { return m_view != nullptr && m_alias != nullptr; }
+    std::byte* view() const noexcept { return m_view; }
+    std::uint32_t* alias_words() const noexcept { return reinterpret_cast<std::uint32_t*>(m_alias); }
+
+private:
+    std::byte* map() const {
+        void* p = ::mmap(nullptr, m_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, m_fd, 0);
+        return p == MAP_FAILED ? nullptr : static_cast<std::byte*>(p);
+    }
+
+    std::size_t m_bytes;
+    int m_fd = -1;
+    std::byte* m_view = nullptr;
+    std::byte* m_alias = nullptr;
+};
+
+/// `bytes` of private anonymous memory at a 64 KiB boundary (at least any
+/// minImportedHostPointerAlignment seen in practice).
+class anonymous_mapping {
+public:
+    static constexpr std::size_t align = 64 * KiB;
+    explicit anonymous_mapping(std::size_t bytes) : m_length(bytes + align) {
+        void* p = ::mmap(nullptr, m_length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return;
+        m_region = p;
+        const auto at = reinterpret_cast<std::uintptr_t>(p);
+        m_data = reinterpret_cast<std::byte*>((at + align - 1) / align * align);
+    }
+    ~anonymous_mapping() {
+        if (m_region != nullptr) ::munmap(m_region, m_length);
+    }
+    anonymous_mapping(const anonymous_mapping&) = delete;
+    anonymous_mapping& operator=(const anonymous_mapping&) = delete;
+
+    std::byte* data() const noexcept { return m_data; }
+    template <class T>
+    T* as() const noexcept {
+        return reinterpret_cast<T*>(m_data);
+    }
+
+private:
+    std::size_t m_length;
+    void* m_region = nullptr;
+    std::byte* m_data = nullptr;
+};
+
+class VulkanImport : public VulkanBackend {
+protected:
+    void SetUp() override {
+        VulkanBackend::SetUp();
+        if (!dev().properties().host_memory_in_place)
+            GTEST_SKIP() << dev().properties().name << " cannot run kernels on host memory in place";
+    }
+};
+
+TEST_F(VulkanBackend, HostMemoryInPlaceMatchesTheDevice) {
+    const device_properties& p = dev().properties();
+    if (p.name.find("llvmpipe") != std::string::npos) {
+        // lavapipe offers VK_EXT_external_memory_host with a 4 KiB alignment.
+        EXPECT_TRUE(p.host_memory_in_place);
+    }
+    if (!p.host_memory_in_place) {
+        anonymous_mapping mapping(64 * KiB);
+        EXPECT_EQ(error_kind([&] { dev().import_host(mapping.data(), 64 * KiB); }), errc::unsupported);
+    }
+}
+
+TEST_F(VulkanImport, KernelsReadAndWriteASharedMappingInPlace) {
+    const std::size_t bytes = 64 * KiB;
+    const std::size_t words = bytes / 4;
+    shared_mapping mapping(bytes);
+    ASSERT_TRUE(mapping.ok()) << "memfd_create / mmap failed";
+    std::uint32_t* alias = mapping.alias_words();
+    for (std::size_t i = 0; i < words; ++i) alias[i] = static_cast<std::uint32_t>(i * 3);
+    std::unique_ptr<device_mirror> imported = dev().import_host(mapping.view(), bytes);
+    ASSERT_EQ(imported->bytes(), bytes);
+
+    // x[i] += 1 over a range that starts inside page 1 and ends inside page 5.
+    auto increment = build(usm::kernels::test_increment_comp);
+    const std::size_t offset = 4096 + 8;
+    const std::uint32_t n = 5000;
+    const bound_arg args[] = {memory(*imported, offset, n * 4, usm::access::read_write), value(n)};
+    std::vector<std::uint32_t> expected(alias, alias + words);
+    for (int round = 0; round < 3; ++round) {
+        // Host writes before the launch are what the kernel reads.
+        for (std::size_t i = 0; i < words; i += 7) {
+            alias[i] = static_cast<std::uint32_t>(i * 5 + round);
+            expected[i] = alias[i];
+        }
+        const sync_point done = dev().launch(*increment, {groups_for(n, 64), 1, 1}, {64, 1, 1}, args, {});
+        dev().wait(done);
+        for (std::size_t i = offset / 4; i < offset / 4 + n; ++i) ++expected[i];
+        // Both mappings show the kernel's writes, and nothing outside the range changed.
+        ASSERT_EQ(std::memcmp(alias, expected.data(), bytes), 0) << "round " << round;
+        ASSERT_EQ(std::memcmp(mapping.view(), expected.data(), bytes), 0) << "round " << round;
+    }
+
+    // A kernel that only writes, over the whole import.
+    auto fill = build(usm::kernels::test_fill_comp);
+    const std::uint32_t count = static_cast<std::uint32_t>(words);
+    const std::uint32_t seed = 0x5eed;
+    const bound_arg fill_args[] = {memory(*imported, 0, bytes, usm::access::write), value(count), value(seed)};
+    dev().wait(dev().launch(*fill, {groups_for(words, 256), 1, 1}, {256, 1, 1}, fill_args, {}));
+    for (std::uint32_t i = 0; i < count; ++i) ASSERT_EQ(alias[i], (i * 2654435761u) ^ seed) << i;
+    imported.reset();
+
+    // Pages in the middle of the mapping: only they change.
+    const std::size_t first = 16 * KiB;
+    const std::size_t middle = 32 * KiB;
+    std::vector<std::uint32_t> before(alias, alias + words);
+    std::unique_ptr<device_mirror> part = dev().import_host(mapping.view() + first, middle);
+    const std::uint32_t part_words = static_cast<std::uint32_t>(middle / 4);
+    const std::uint32_t part_seed = seed + 1;
+    const bound_arg part_args[] = {memory(*part, 0, middle, usm::access::write), value(part_words), value(part_seed)};
+    dev().wait(dev().launch(*fill, {groups_for(part_words, 256), 1, 1}, {256, 1, 1}, part_args, {}));
+    for (std::uint32_t i = 0; i < part_words; ++i) before[first / 4 + i] = (i * 2654435761u) ^ part_seed;
+    EXPECT_EQ(std::memcmp(alias, before.data(), bytes), 0);
+    part.reset();  // before the mapping goes
+}
+
+TEST_F(VulkanImport, KernelsUseAnonymousMemoryBesideMirrors) {
+    const std::uint32_t n = 3 * 4096;  // 48 KiB of floats
+    const std::size_t bytes = n * sizeof(float);
+    anonymous_mapping mapping(bytes);
+    ASSERT_NE(mapping.data(), nullptr);
+    float* y = mapping.as<float>();
+    std::vector<float> x(n), expected(n);
+    for (std::uint32_t i = 0; i < n; ++i) {
+        x[i] = static_cast<float>(i % 100);
+        y[i] = static_cast<float>(i % 9) * 0.5f;
+        expected[i] = 2.0f * x[i] + y[i];
+    }
+    std::unique_ptr<device_mirror> imported = dev().import_host(mapping.data(), bytes);
+
+    // x in an ordinary mirror, y in place: y = 2x + y straight into host memory.
+    auto xm = make_mirror(bytes);
+    const sync_point uploaded = put(*xm, 0, x);
+    auto saxpy = build(usm::kernels::saxpy_comp);
+    const float a = 2.0f;
+    const bound_arg args[] = {memory(*xm, 0, bytes, usm::access::read),
+                              memory(*imported, 0, bytes, usm::access::read_write), value(a), value(n)};
+    const sync_point waits[] = {uploaded};
+    dev().wait(dev().launch(*saxpy, {groups_for(n, 128), 1, 1}, {128, 1, 1}, args, waits));
+    EXPECT_EQ(std::memcmp(y, expected.data(), bytes), 0);
+
+    // The other way round: the import read, a mirror written and downloaded.
+    auto ym = make_mirror(bytes);
+    const sync_point cleared = dev().upload({}, std::vector<fill_op>{{ym.get(), 0, bytes}}, {});
+    const bound_arg back[] = {memory(*imported, 0, bytes, usm::access::read),
+                              memory(*ym, 0, bytes, usm::access::read_write), value(a), value(n)};
+    const sync_point cleared_waits[] = {cleared};
+    const sync_point done = dev().launch(*saxpy, {groups_for(n, 128), 1, 1}, {128, 1, 1}, back, cleared_waits);
+    const sync_point done_waits[] = {done};
+    const auto doubled = get<float>(*ym, 0, n, done_waits);
+    for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(doubled[i], 2.0f * expected[i]) << i;
+    EXPECT_EQ(std::memcmp(y, expected.data(), bytes), 0) << "a read-only argument changed host memory";
+    imported.reset();
+}
+
+TEST_F(VulkanImport, MisalignedOrEmptyImportsAreRefused) {
+    anonymous_mapping mapping(128 * KiB);
+    ASSERT_NE(mapping.data(), nullptr);
+    std::string message;
+    std::byte* const misaligned = mapping.data() + 256;
+    EXPECT_EQ(error_kind([&] { dev().import_host(misaligned, 64 * KiB); }, &message), errc::unsupported);
+    EXPECT_NE(message.find("minImportedHostPointerAlignment"), std::string::npos) << message;
+    std::ostringstream address;
+    address << static_cast<const void*>(misaligned);
+    EXPECT_NE(message.find(address.str()), std::string::npos) << message;
+    EXPECT_NE(message.find("65536 bytes"), std::string::npos) << message;
+    EXPECT_NE(message.find(dev().properties().name), std::string::npos) << message;
+
+    EXPECT_EQ(error_kind([&] { dev().import_host(mapping.data(), 64 * KiB + 256); }, &message), errc::unsupported);
+    EXPECT_NE(message.find("65792 bytes"), std::string::npos) << message;
+    EXPECT_EQ(error_kind([&] { dev().import_host(mapping.data(), 0); }), errc::invalid_argument);
+    EXPECT_EQ(error_kind([&] { dev().import_host(nullptr, 64 * KiB); }), errc::invalid_argument);
+    // The device still imports an aligned range.
+    EXPECT_EQ(dev().import_host(mapping.data(), 64 * KiB)->bytes(), 64 * KiB);
+}
+
+TEST_F(VulkanImport, TransfersRefuseImportedMemory) {
+    const std::size_t bytes = 16 * KiB;
+    anonymous_mapping mapping(bytes);
+    ASSERT_NE(mapping.data(), nullptr);
+    std::memset(mapping.data(), 0x3c, bytes);
+    std::unique_ptr<device_mirror> imported = dev().import_host(mapping.data(), bytes);
+    auto m = make_mirror(bytes);
+    std::vector<std::byte> host(bytes, std::byte{0x11});
+
+    std::string message;
+    // Alone, or beside a valid op in the same batch: nothing is done.
+    const upload_op copies[] = {{m.get(), 0, host.data(), 4096}, {imported.get(), 0, host.data(), 4096}};
+    EXPECT_EQ(error_kind([&] { dev().upload(copies, {}, {}); }, &message), errc::invalid_argument);
+    EXPECT_NE(message.find("imported"), std::string::npos) << message;
+    const fill_op fill{imported.get(), 0, bytes};
+    EXPECT_EQ(error_kind([&] { dev().upload({}, {&fill, 1}, {}); }), errc::invalid_argument);
+    const download_op read{imported.get(), 0, host.data(), bytes};
+    EXPECT_EQ(error_kind([&] { dev().download({&read, 1}, {}); }), errc::invalid_argument);
+    EXPECT_EQ(host, std::vector<std::byte>(bytes, std::byte{0x11}));
+    EXPECT_EQ(std::vector<std::byte>(mapping.data(), mapping.data() + bytes),
+              std::vector<std::byte>(bytes, std::byte{0x3c}));
+    imported.reset();
 }
 
 /* --- kernel builds ------------------------------------------------------------------------------------ */

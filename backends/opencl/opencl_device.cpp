@@ -4,6 +4,9 @@
 // opencl_kernel.cpp.
 #include "backends/opencl/opencl_device.hpp"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "backends/opencl/opencl_check.hpp"
 #include "backends/opencl/opencl_info.hpp"
 
@@ -53,7 +56,17 @@ device_properties read_properties(cl_platform_id platform, cl_device_id device) 
     } catch (const error& e) {
         log(log_level::debug, e.what());
     }
-    properties.host_addressable = unified || (type & CL_DEVICE_TYPE_CPU) != 0;
+    const bool cpu = (type & CL_DEVICE_TYPE_CPU) != 0;
+    properties.host_addressable = unified || cpu;
+    // import_host binds the host address itself (host_mirror), which is only
+    // the buffer's device address where the kernels run on this CPU, in this
+    // process's address space, on memory shared with the host. A GPU may
+    // cache a CL_MEM_USE_HOST_PTR buffer in its own memory and copy at
+    // map/unmap, so unified memory alone is not enough. Measured on PoCL 3.1
+    // (pthread): a kernel reads its USE_HOST_PTR argument at the host pointer
+    // (any alignment), its writes are in host memory at clFinish without a
+    // map, and host writes before the enqueue are what it reads.
+    properties.host_memory_in_place = unified && cpu;
     return properties;
 }
 
@@ -93,6 +106,8 @@ opencl_device::opencl_device(std::shared_ptr<const driver> driver, cl_platform_i
     m_max_group_size = device_value<std::size_t>(device, USM_CL_INFO(CL_DEVICE_MAX_WORK_GROUP_SIZE), who);
     m_max_group_extent = device_sizes(device, USM_CL_INFO(CL_DEVICE_MAX_WORK_ITEM_SIZES), who);
     m_max_group_extent.resize(3, 1);
+    // Reported in bits.
+    m_base_alignment = device_value<cl_uint>(device, USM_CL_INFO(CL_DEVICE_MEM_BASE_ADDR_ALIGN), who) / 8u;
 
     // A context of its own per device: devices of one platform could share
     // one, but nothing in usm moves data between two devices' mirrors
@@ -115,7 +130,7 @@ opencl_device::~opencl_device() {
     wait_idle();
 }
 
-svm_mirror::~svm_mirror() { clSVMFree(m_context.get(), m_base); }
+svm_mirror::~svm_mirror() { clSVMFree(m_context.get(), base()); }
 
 /* --- mirrors ------------------------------------------------------------ */
 
@@ -142,11 +157,57 @@ std::unique_ptr<device_mirror> opencl_device::create_mirror(std::size_t bytes) {
     }
 }
 
-svm_mirror& opencl_device::own_mirror(device_mirror* mirror, const char* operation) const {
-    auto* svm = dynamic_cast<svm_mirror*>(mirror);
-    if (svm == nullptr || svm->owner() != this)
+std::unique_ptr<device_mirror> opencl_device::import_host(std::byte* host, std::size_t bytes) {
+    const void* where = host;
+    if (!m_properties.host_memory_in_place)
+        throw_error(errc::unsupported, "import_host on ", name(), " of ", describe_bytes(bytes), " at host ", where,
+                    ": kernels cannot use host memory in place on this device (only a CPU device with "
+                    "CL_DEVICE_HOST_UNIFIED_MEMORY runs kernels on the host's own memory; elsewhere a "
+                    "CL_MEM_USE_HOST_PTR buffer may be a cached copy)");
+    if (host == nullptr) throw_error(errc::invalid_argument, "import_host on ", name(), ": no host memory");
+    if (bytes == 0) throw_error(errc::invalid_argument, "import_host on ", name(), ": zero bytes at host ", where);
+    // Page alignment is the contract's; CL_DEVICE_MEM_BASE_ADDR_ALIGN is
+    // where drivers want a USE_HOST_PTR buffer to start (PoCL 3.1 uses a
+    // misaligned pointer too, but warns that "this can cause various
+    // problems later"; other drivers copy the buffer to an aligned one).
+    constexpr std::size_t contract_page = 4096;
+    const std::size_t alignment = std::max(contract_page, m_base_alignment);
+    if (reinterpret_cast<std::uintptr_t>(host) % alignment != 0)
+        throw_error(errc::unsupported, "import_host on ", name(), " of ", describe_bytes(bytes), " at host ", where,
+                    ": the address is not a multiple of ", alignment,
+                    " bytes (the page, and CL_DEVICE_MEM_BASE_ADDR_ALIGN = ", m_base_alignment,
+                    " bytes), so the driver may not use it in place");
+    if (bytes > m_properties.max_allocation)
+        throw_error(errc::unsupported, "import_host on ", name(), " of ", describe_bytes(bytes), " at host ", where,
+                    ": larger than the device's largest buffer (CL_DEVICE_MAX_MEM_ALLOC_SIZE = ",
+                    describe_bytes(m_properties.max_allocation), ")");
+    m_health.throw_if_lost();
+    cl_int status = CL_SUCCESS;
+    mem_handle buffer(clCreateBuffer(m_context.get(), CL_MEM_READ_WRITE | CL_MEM_USE_HOST_PTR, bytes, host, &status));
+    // Whatever the status says (even an allocation failure), the driver
+    // refused this range: unsupported, so the core migrates instead.
+    if (status != CL_SUCCESS)
+        throw_driver_error(errc::unsupported, status, "clCreateBuffer failed on ", name(), " with ",
+                           cl_status_name(status), " (", status, "): CL_MEM_USE_HOST_PTR import of ",
+                           describe_bytes(bytes), " at host ", where);
+    return std::make_unique<host_mirror>(*this, std::move(buffer), host, bytes);
+}
+
+opencl_mirror& opencl_device::own_mirror(device_mirror* mirror, const char* operation) const {
+    auto* own = dynamic_cast<opencl_mirror*>(mirror);
+    if (own == nullptr || own->owner() != this)
         throw_error(errc::invalid_argument, operation, " on ", name(), ": mirror ", static_cast<void*>(mirror),
                     " was not created by this device");
+    return *own;
+}
+
+svm_mirror& opencl_device::copyable_mirror(device_mirror* mirror, const char* operation) const {
+    opencl_mirror& own = own_mirror(mirror, operation);
+    auto* svm = dynamic_cast<svm_mirror*>(&own);
+    if (svm == nullptr)
+        throw_error(errc::invalid_argument, operation, " on ", name(), ": mirror ", static_cast<void*>(mirror),
+                    " imports host memory at ", static_cast<void*>(own.base()), " (", describe_bytes(own.bytes()),
+                    ") in place; it has no copy of its own to transfer to or from");
     return *svm;
 }
 

@@ -3,7 +3,7 @@
 // Per device: its own cl_context, an in-order compute queue (launches) and a
 // separate in-order transfer queue (uploads, downloads), each with a timeline
 // of sync points (sync_point::queue 0 = compute, 1 = transfer). Mirrors are
-// coarse-grained SVM allocations.
+// coarse-grained SVM allocations, or host memory imported in place.
 //
 // /* --- locks, in the order they are taken --- */
 //
@@ -40,6 +40,26 @@ namespace usm::detail::opencl {
 class opencl_device;
 class opencl_kernel;
 
+/// What a launch binds: device memory whose byte 0 has the device address
+/// base(). A launch passes base() + offset with clSetKernelArgSVMPointer,
+/// whichever kind of mirror it is (see svm_mirror for why pointers, not
+/// cl_mem arguments).
+class opencl_mirror : public device_mirror {
+public:
+    /// The device address of byte 0 (also the kernel argument for offset 0).
+    std::byte* base() const noexcept { return m_base; }
+    /// The device that made it; compared, never dereferenced.
+    const opencl_device* owner() const noexcept { return m_owner; }
+
+protected:
+    opencl_mirror(const opencl_device& owner, std::byte* base, std::size_t bytes) noexcept
+        : device_mirror(bytes), m_owner(&owner), m_base(base) {}
+
+private:
+    const opencl_device* m_owner;
+    std::byte* m_base;
+};
+
 /// A mirror: one coarse-grained SVM allocation (clSVMAlloc) of the device's
 /// context. SVM rather than cl_mem buffers because a launch passes a pointer
 /// into the middle of a mirror: clSetKernelArgSVMPointer takes any address
@@ -47,26 +67,39 @@ class opencl_kernel;
 /// a sub-buffer whose origin is a multiple of CL_DEVICE_MEM_BASE_ADDR_ALIGN
 /// (128 bytes on PoCL, up to 4 KiB on GPUs), and a float array may start at
 /// any multiple of 4.
-class svm_mirror final : public device_mirror {
+class svm_mirror final : public opencl_mirror {
 public:
     /// Takes ownership of `base` (allocated by clSVMAlloc in `context`, of
     /// `bytes` bytes) and of the `context` reference, which keeps the context
     /// alive for clSVMFree even if the device is closed first.
     svm_mirror(const opencl_device& owner, context_handle context, void* base, std::size_t bytes) noexcept
-        : device_mirror(bytes), m_owner(&owner), m_context(std::move(context)), m_base(base) {}
+        : opencl_mirror(owner, static_cast<std::byte*>(base), bytes), m_context(std::move(context)) {}
     /// clSVMFree. The core destroys a mirror only after every sync point that
     /// used it is reached (device_interface.hpp), and clSVMFree does not wait.
     ~svm_mirror() override;
 
-    /// The device address of byte 0 (an SVM pointer, also the kernel argument).
-    std::byte* base() const noexcept { return static_cast<std::byte*>(m_base); }
-    /// The device that made it; compared, never dereferenced.
-    const opencl_device* owner() const noexcept { return m_owner; }
+private:
+    context_handle m_context;
+};
+
+/// Host memory that kernels use in place (device_backend::import_host): a
+/// CL_MEM_USE_HOST_PTR buffer over it, on a device whose address for that
+/// buffer is the host pointer itself (properties().host_memory_in_place), so
+/// base() is the host address. Never a transfer's source or target: upload
+/// and download reject it with invalid_argument.
+class host_mirror final : public opencl_mirror {
+public:
+    /// Takes ownership of `buffer`, made with CL_MEM_USE_HOST_PTR over
+    /// [host, host + bytes). The host memory stays the caller's.
+    host_mirror(const opencl_device& owner, mem_handle buffer, std::byte* host, std::size_t bytes) noexcept
+        : opencl_mirror(owner, host, bytes), m_buffer(std::move(buffer)) {}
 
 private:
-    const opencl_device* m_owner;
-    context_handle m_context;
-    void* m_base;
+    // Holds the range registered with the driver while the mirror lives; no
+    // command names it (launches bind base() + offset), so the driver never
+    // has a reason to migrate or cache it. Releasing it leaves the host
+    // memory untouched (the buffer keeps its context alive by itself).
+    mem_handle m_buffer;
 };
 
 /// One opened device; see the file comment for queues and locks.
@@ -83,6 +116,7 @@ public:
 
     const device_properties& properties() const noexcept override { return m_properties; }
     std::unique_ptr<device_mirror> create_mirror(std::size_t bytes) override;
+    std::unique_ptr<device_mirror> import_host(std::byte* host, std::size_t bytes) override;
     sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
                       std::span<const sync_point> wait_for) override;
     void download(std::span<const download_op> copies, std::span<const sync_point> wait_for) override;
@@ -114,8 +148,11 @@ private:
     // Event references for `wait_for`, for a command about to be enqueued on
     // `target`. Points of `target` itself are left out: the queue is in order.
     std::vector<event_handle> wait_events(std::span<const sync_point> wait_for, std::uint32_t target);
-    // The mirror as this device's SVM mirror, or invalid_argument.
-    svm_mirror& own_mirror(device_mirror* mirror, const char* operation) const;
+    // The mirror as one of this device's, or invalid_argument.
+    opencl_mirror& own_mirror(device_mirror* mirror, const char* operation) const;
+    // The mirror as one of this device's SVM mirrors, which transfers copy
+    // to and from; invalid_argument for another device's or an imported one.
+    svm_mirror& copyable_mirror(device_mirror* mirror, const char* operation) const;
     // invalid_argument unless grid and group are non-zero and `group` fits
     // the device and `kernel`. (grid * group, two 32-bit factors, always
     // fits in a 64-bit size_t.)
@@ -125,6 +162,7 @@ private:
     cl_device_id m_device;
     device_properties m_properties;
     std::size_t m_max_group_size = 0;             // CL_DEVICE_MAX_WORK_GROUP_SIZE
+    std::size_t m_base_alignment = 0;             // CL_DEVICE_MEM_BASE_ADDR_ALIGN, in bytes
     std::vector<std::size_t> m_max_group_extent;  // CL_DEVICE_MAX_WORK_ITEM_SIZES
     device_health m_health;
     context_handle m_context;

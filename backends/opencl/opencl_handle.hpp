@@ -62,6 +62,7 @@ using queue_handle = unique_handle<cl_command_queue, clRetainCommandQueue, clRel
 using program_handle = unique_handle<cl_program, clRetainProgram, clReleaseProgram>;
 using kernel_handle = unique_handle<cl_kernel, clRetainKernel, clReleaseKernel>;
 using event_handle = unique_handle<cl_event, clRetainEvent, clReleaseEvent>;
+using mem_handle = unique_handle<cl_mem, clRetainMemObject, clReleaseMemObject>;
 
 /// The raw events of `events` for a cl call's wait list; they stay owned by
 /// `events`, which must outlive the call.

@@ -175,7 +175,10 @@ sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group,
             if (declared != opencl_kernel::parameter::global_pointer && declared != opencl_kernel::parameter::unknown)
                 throw_error(errc::invalid_argument, "launch of '", k->entry(), "' on ", name(), ": argument ", i,
                             " is memory, but the kernel declares ", describe(declared));
-            const svm_mirror& mirror = own_mirror(arg.mirror, "launch");
+            // Either kind of mirror: base() is the device address of an SVM
+            // mirror, or the host address of an imported one (which is its
+            // device address where import_host is allowed).
+            const opencl_mirror& mirror = own_mirror(arg.mirror, "launch");
             if (arg.offset > mirror.bytes() || arg.bytes > mirror.bytes() - arg.offset)
                 throw_error(errc::out_of_range, "launch of '", k->entry(), "' on ", name(), ": argument ", i,
                             " [offset ", arg.offset, ", +", arg.bytes, ") runs past its mirror of ",
@@ -200,7 +203,10 @@ sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group,
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto index = static_cast<cl_uint>(i);
         if (args[i].what == launch_arg::kind::memory)
-            // An SVM pointer may point anywhere inside its allocation.
+            // An SVM pointer may point anywhere inside its allocation; an
+            // imported mirror's address is passed the same way, since a
+            // cl_mem argument could only start at a multiple of
+            // CL_DEVICE_MEM_BASE_ADDR_ALIGN (through a sub-buffer).
             check_cl_as(errc::invalid_argument, clSetKernelArgSVMPointer(k->handle(), index, addresses[i]),
                         "clSetKernelArgSVMPointer", name(), "argument ", i, " of '", k->entry(), "' (mirror offset ",
                         args[i].offset, ")");

@@ -80,7 +80,7 @@ sync_point opencl_device::upload(std::span<const upload_op> copies, std::span<co
     copy_regions.reserve(copies.size());
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const upload_op& op = copies[i];
-        const svm_mirror& mirror = own_mirror(op.mirror, "upload");
+        const svm_mirror& mirror = copyable_mirror(op.mirror, "upload");
         if (op.offset > mirror.bytes() || op.bytes > mirror.bytes() - op.offset)
             throw_error(errc::out_of_range, "upload on ", name(), ": copy ", i, " [offset ", op.offset, ", +", op.bytes,
                         ") runs past its mirror of ", describe_bytes(mirror.bytes()));
@@ -95,7 +95,7 @@ sync_point opencl_device::upload(std::span<const upload_op> copies, std::span<co
     fill_regions.reserve(fills.size());
     for (std::size_t i = 0; i < fills.size(); ++i) {
         const fill_op& op = fills[i];
-        const svm_mirror& mirror = own_mirror(op.mirror, "upload");
+        const svm_mirror& mirror = copyable_mirror(op.mirror, "upload");
         if (op.offset > mirror.bytes() || op.bytes > mirror.bytes() - op.offset)
             throw_error(errc::out_of_range, "upload on ", name(), ": fill ", i, " [offset ", op.offset, ", +", op.bytes,
                         ") runs past its mirror of ", describe_bytes(mirror.bytes()));
@@ -170,7 +170,7 @@ void opencl_device::download(std::span<const download_op> copies, std::span<cons
     regions.reserve(copies.size());
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const download_op& op = copies[i];
-        const svm_mirror& mirror = own_mirror(op.mirror, "download");
+        const svm_mirror& mirror = copyable_mirror(op.mirror, "download");
         if (op.offset > mirror.bytes() || op.bytes > mirror.bytes() - op.offset)
             throw_error(errc::out_of_range, "download on ", name(), ": copy ", i, " [offset ", op.offset, ", +",
                         op.bytes, ") runs past its mirror of ", describe_bytes(mirror.bytes()));

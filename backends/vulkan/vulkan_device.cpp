@@ -87,14 +87,22 @@ vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::Ph
     const std::vector<vk::ExtensionProperties> extensions =
         take_vk(physical.enumerateDeviceExtensionProperties(), errc::unsupported,
                 "vkEnumerateDeviceExtensionProperties", dev->name);
-    const bool maintenance4 = basic.apiVersion >= VK_API_VERSION_1_3 ||
-                              std::any_of(extensions.begin(), extensions.end(), [](const vk::ExtensionProperties& e) {
-                                  return std::strcmp(e.extensionName, VK_KHR_MAINTENANCE_4_EXTENSION_NAME) == 0;
-                              });
+    const auto has_extension = [&extensions](const char* name) {
+        return std::any_of(extensions.begin(), extensions.end(), [name](const vk::ExtensionProperties& e) {
+            return std::strcmp(e.extensionName, name) == 0;
+        });
+    };
+    const bool maintenance4 =
+        basic.apiVersion >= VK_API_VERSION_1_3 || has_extension(VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
+    // Kernels on host memory in place (import_host); its dependency,
+    // VK_KHR_external_memory, is core in Vulkan 1.1.
+    const bool external_memory_host = has_extension(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
     vk::StructureChain<vk::PhysicalDeviceProperties2, vk::PhysicalDeviceVulkan11Properties,
-                       vk::PhysicalDeviceVulkan12Properties, vk::PhysicalDeviceMaintenance4Properties>
+                       vk::PhysicalDeviceVulkan12Properties, vk::PhysicalDeviceMaintenance4Properties,
+                       vk::PhysicalDeviceExternalMemoryHostPropertiesEXT>
         properties;
     if (!maintenance4) properties.unlink<vk::PhysicalDeviceMaintenance4Properties>();
+    if (!external_memory_host) properties.unlink<vk::PhysicalDeviceExternalMemoryHostPropertiesEXT>();
     physical.getProperties2(&properties.get<vk::PhysicalDeviceProperties2>());
     const auto& v11_properties = properties.get<vk::PhysicalDeviceVulkan11Properties>();
     const auto& v12_properties = properties.get<vk::PhysicalDeviceVulkan12Properties>();
@@ -144,8 +152,11 @@ vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::Ph
         queue_infos.emplace_back(vk::DeviceQueueCreateFlags(), q.compute_family, 1u, priorities);
         queue_infos.emplace_back(vk::DeviceQueueCreateFlags(), q.transfer_family, 1u, priorities);
     }
+    std::vector<const char*> device_extensions;
+    if (external_memory_host) device_extensions.push_back(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
     vk::DeviceCreateInfo device_info;
     device_info.setQueueCreateInfos(queue_infos);
+    device_info.setPEnabledExtensionNames(device_extensions);
     device_info.pNext = &enabled.get<vk::PhysicalDeviceFeatures2>();
     dev->handle = take_vk(physical.createDeviceUnique(device_info), errc::unsupported, "vkCreateDevice", dev->name);
 
@@ -156,6 +167,14 @@ vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::Ph
     dev->max_memory_allocation = v11_properties.maxMemoryAllocationSize;
     if (maintenance4) dev->max_buffer_size = properties.get<vk::PhysicalDeviceMaintenance4Properties>().maxBufferSize;
     dev->scalar_block_layout = v12_enabled.scalarBlockLayout == VK_TRUE;
+    if (external_memory_host) {
+        dev->extensions.vkGetMemoryHostPointerPropertiesEXT = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(
+            dev->device().getProcAddr("vkGetMemoryHostPointerPropertiesEXT"));
+        dev->host_import_alignment =
+            properties.get<vk::PhysicalDeviceExternalMemoryHostPropertiesEXT>().minImportedHostPointerAlignment;
+    }
+    std::string no_host_import;
+    dev->host_import = host_import_usable(*dev, no_host_import);
 
     const vk::Queue compute_queue = dev->device().getQueue(q.compute_family, 0);
     const vk::Queue transfer_queue =
@@ -190,6 +209,7 @@ vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::Ph
         if (type.heapIndex == largest_heap && (type.propertyFlags & wanted) == wanted) host_visible_main_heap = true;
     }
     m_properties.host_addressable = basic.deviceType == vk::PhysicalDeviceType::eCpu || host_visible_main_heap;
+    m_properties.host_memory_in_place = dev->host_import;
 
     m_device = std::move(dev);
     m_queues = std::make_unique<queue_set>(m_device, compute_queue, transfer_queue);
@@ -199,7 +219,10 @@ vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::Ph
         q.compute_family, ", transfers on ", transfer_text(q), "; push constants ",
         m_device->limits.maxPushConstantsSize, " bytes, largest buffer ", format_bytes(m_properties.max_allocation),
         m_transfers->cpu_copy_max() != 0 ? concat("; CPU copies up to ", format_bytes(m_transfers->cpu_copy_max()))
-                                         : std::string());
+                                         : std::string(),
+        m_device->host_import ? concat("; kernels on host memory in place (imports aligned to ",
+                                       m_device->host_import_alignment, " bytes)")
+                              : concat("; no kernels on host memory in place: ", no_host_import));
 }
 
 vulkan_device::~vulkan_device() {
@@ -219,6 +242,10 @@ vulkan_device::~vulkan_device() {
 
 std::unique_ptr<device_mirror> vulkan_device::create_mirror(std::size_t bytes) {
     return std::make_unique<mirror>(m_device, bytes);
+}
+
+std::unique_ptr<device_mirror> vulkan_device::import_host(std::byte* host, std::size_t bytes) {
+    return std::make_unique<mirror>(m_device, host, bytes);
 }
 
 sync_point vulkan_device::upload(std::span<const upload_op> copies, std::span<const fill_op> fills,

@@ -20,9 +20,10 @@ class vulkan_driver;
 class vulkan_device final : public device_backend {
 public:
     /// Creates the logical device (Vulkan 1.2, bufferDeviceAddress and
-    /// timelineSemaphore enabled), its queues and timelines. `driver` is kept
-    /// alive as long as anything made from this device. Throws the failing
-    /// call's error; nothing is left created.
+    /// timelineSemaphore enabled, VK_EXT_external_memory_host where offered),
+    /// its queues and timelines. `driver` is kept alive as long as anything
+    /// made from this device. Throws the failing call's error; nothing is left
+    /// created.
     vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::PhysicalDevice physical);
     /// Waits for all submitted work, then releases the queues and staging.
     /// Mirrors and kernels still alive keep the VkDevice until they go.
@@ -30,6 +31,10 @@ public:
 
     const device_properties& properties() const noexcept override { return m_properties; }
     std::unique_ptr<device_mirror> create_mirror(std::size_t bytes) override;
+    /// Imports with VK_EXT_external_memory_host (see mirror's importing
+    /// constructor): `host` and `bytes` multiples of
+    /// minImportedHostPointerAlignment, else unsupported naming all three.
+    std::unique_ptr<device_mirror> import_host(std::byte* host, std::size_t bytes) override;
     sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
                       std::span<const sync_point> wait_for) override;
     void download(std::span<const download_op> copies, std::span<const sync_point> wait_for) override;

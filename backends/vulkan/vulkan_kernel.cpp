@@ -157,6 +157,14 @@ sync_point launch_kernel(queue_set& queues, kernel& k, const dims& grid, const d
         commands.pushConstants(k.layout(), vk::ShaderStageFlagBits::eCompute, 0,
                                static_cast<std::uint32_t>(constants.size()), constants.data());
     commands.dispatch(grid.x, grid.y, grid.z);
+    // The kernel's writes reach the host domain before the timeline signal:
+    // the host reads imported memory (import_host) and mapped mirrors (CPU
+    // copies) directly once the point is reached. Host writes need nothing:
+    // vkQueueSubmit makes earlier ones to coherent memory visible.
+    const vk::MemoryBarrier to_host(vk::AccessFlagBits::eShaderWrite,
+                                    vk::AccessFlagBits::eHostRead | vk::AccessFlagBits::eHostWrite);
+    commands.pipelineBarrier(vk::PipelineStageFlagBits::eComputeShader, vk::PipelineStageFlagBits::eHost, {}, to_host,
+                             {}, {});
     return queues.submit(batch, wait_for);
 }
 

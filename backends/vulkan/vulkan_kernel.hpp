@@ -62,9 +62,9 @@ std::vector<std::byte> pack_arguments(const logical_device& device, std::string_
 
 /// The contract's launch(): validates grid and group against the device's
 /// limits (invalid_argument naming the numbers), then records a barrier
-/// after earlier launches, the pipeline, the push constants and the dispatch
-/// into one compute submission after `wait_for`. On throw nothing was
-/// submitted.
+/// after earlier launches, the pipeline, the push constants, the dispatch
+/// and a shader-write -> host barrier into one compute submission after
+/// `wait_for`. On throw nothing was submitted.
 sync_point launch_kernel(queue_set& queues, kernel& k, const dims& grid, const dims& group,
                          std::span<const bound_arg> args, std::span<const sync_point> wait_for);
 

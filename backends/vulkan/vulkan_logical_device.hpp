@@ -15,6 +15,14 @@ namespace usm::detail::vulkan {
 
 class vulkan_driver;
 
+/// Vulkan-Hpp dispatch for the device extension functions this backend
+/// calls. The loader exports only core functions (which the default static
+/// dispatch reaches); these are looked up with vkGetDeviceProcAddr when the
+/// device is created, and stay null where the extension is not enabled.
+struct extension_dispatch : vk::DispatchLoaderBase {
+    PFN_vkGetMemoryHostPointerPropertiesEXT vkGetMemoryHostPointerPropertiesEXT = nullptr;  // external_memory_host
+};
+
 /// A VkDevice shared by the device backend, its mirrors and its kernels:
 /// each holds a shared_ptr, so the VkDevice is destroyed only after the last
 /// buffer, pipeline and semaphore made from it, whatever order the core
@@ -32,6 +40,12 @@ struct logical_device {
     std::optional<vk::DeviceSize> max_buffer_size;  // maxBufferSize, where maintenance4 reports it
     bool scalar_block_layout = false;               // enabled feature; the SPIR-V validator must know
     bool cpu_device = false;                        // VK_PHYSICAL_DEVICE_TYPE_CPU: its memory is host memory
+    extension_dispatch extensions;                  // extension functions of this VkDevice
+    // VK_EXT_external_memory_host (import_host): minImportedHostPointerAlignment
+    // where the extension is enabled, else 0; host_import once a probe page
+    // imported into a host-visible coherent type (host_import_usable).
+    vk::DeviceSize host_import_alignment = 0;
+    bool host_import = false;
 
     vk::Device device() const noexcept { return *handle; }
     bool families_differ() const noexcept { return compute_family != transfer_family; }

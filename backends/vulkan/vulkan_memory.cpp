@@ -2,8 +2,11 @@
 // the staging pool.
 #include "backends/vulkan/vulkan_memory.hpp"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <bit>
+#include <cstdint>
 
 namespace usm::detail::vulkan {
 
@@ -92,6 +95,124 @@ mirror::mirror(std::shared_ptr<const logical_device> device, std::size_t bytes)
         (dev.memory.memoryTypes[allocate_info.memoryTypeIndex].propertyFlags & host_access) == host_access)
         m_mapped = static_cast<std::byte*>(take_vk(handle.mapMemory(*m_memory, 0, VK_WHOLE_SIZE), errc::out_of_memory,
                                                    "vkMapMemory", dev.name, "mirror of ", format_bytes(bytes)));
+}
+
+/* --- imported host memory ------------------------------------------------------- */
+
+namespace {
+
+constexpr auto host_allocation = vk::ExternalMemoryHandleTypeFlagBits::eHostAllocationEXT;
+constexpr auto imported_usage = vk::BufferUsageFlagBits::eStorageBuffer | vk::BufferUsageFlagBits::eShaderDeviceAddress;
+
+/// A memory type among `type_bits` that imported host memory may use: host
+/// visible and coherent, so vkQueueSubmit makes earlier host writes visible
+/// to kernels and a HOST-stage barrier makes kernel writes visible to the host
+/// with no flush or invalidate (imported memory is never mapped).
+std::optional<std::uint32_t> import_memory_type(const logical_device& dev, std::uint32_t type_bits) {
+    return find_memory_type(dev.memory, type_bits,
+                            vk::MemoryPropertyFlagBits::eHostVisible | vk::MemoryPropertyFlagBits::eHostCoherent);
+}
+
+/// Every failure of an import is errc::unsupported, whatever the VkResult
+/// (still carried in the error): the driver refused this range, and the
+/// core migrates instead (core/device_interface.hpp, import_host).
+template <class... Parts>
+void check_import(vk::Result result, const char* call, std::string_view device, const Parts&... context) {
+    if (static_cast<int>(result) >= 0) return;
+    throw_driver_error(errc::unsupported, static_cast<long long>(result), "import_host on ", device, ": ", call,
+                       " refused ", context..., ": ", result_name(result), " (", static_cast<int>(result), ")");
+}
+
+}  // namespace
+
+mirror::mirror(std::shared_ptr<const logical_device> device, std::byte* host, std::size_t bytes)
+    : device_mirror(bytes), m_device(std::move(device)), m_host(host) {
+    const logical_device& dev = *m_device;
+    const vk::Device handle = dev.device();
+    const void* at = host;
+    const std::string range = concat("host memory at ", at, " (", format_bytes(bytes), ", ", bytes, " bytes)");
+    if (host == nullptr || bytes == 0)
+        throw_error(errc::invalid_argument, "import_host on ", dev.name, ": ", range, " is empty");
+    if (!dev.host_import)
+        throw_error(errc::unsupported, "import_host on ", dev.name, ": ", range,
+                    ": kernels cannot access host memory in place (VK_EXT_external_memory_host unusable)");
+    const vk::DeviceSize align = dev.host_import_alignment;
+    if (reinterpret_cast<std::uintptr_t>(host) % align != 0 || bytes % align != 0)
+        throw_error(errc::unsupported, "import_host on ", dev.name, ": ", range,
+                    ": address and size must be multiples of minImportedHostPointerAlignment ", align);
+    if (bytes > dev.max_allocation())
+        throw_error(errc::unsupported, "import_host on ", dev.name, ": ", range,
+                    " exceeds the largest buffer the device allows (", dev.max_allocation(), " bytes)");
+
+    const auto pointer = handle.getMemoryHostPointerPropertiesEXT(host_allocation, host, dev.extensions);
+    check_import(pointer.result, "vkGetMemoryHostPointerPropertiesEXT", dev.name, range);
+
+    // Only the compute queue touches it (never copied): exclusive sharing.
+    const vk::ExternalMemoryBufferCreateInfo external_info(host_allocation);
+    const vk::BufferCreateInfo buffer_info({}, bytes, imported_usage, vk::SharingMode::eExclusive, 0, nullptr,
+                                           &external_info);
+    m_buffer = take_vk(handle.createBufferUnique(buffer_info), errc::out_of_memory, "vkCreateBuffer", dev.name,
+                       "import of ", range);
+    const vk::MemoryRequirements requirements = handle.getBufferMemoryRequirements(*m_buffer);
+    if (requirements.size > bytes)
+        throw_error(errc::unsupported, "import_host on ", dev.name, ": ", range, ": a buffer over it needs ",
+                    requirements.size, " bytes of memory");
+    const auto type = import_memory_type(dev, requirements.memoryTypeBits & pointer.value.memoryTypeBits);
+    if (!type)
+        throw_error(errc::unsupported, "import_host on ", dev.name, ": ", range,
+                    ": no host-visible coherent memory type both for a storage buffer (memoryTypeBits ",
+                    requirements.memoryTypeBits,
+                    ") and for this pointer (vkGetMemoryHostPointerPropertiesEXT: ", pointer.value.memoryTypeBits, ")");
+
+    const vk::MemoryAllocateFlagsInfo flags_info(vk::MemoryAllocateFlagBits::eDeviceAddress);
+    const vk::ImportMemoryHostPointerInfoEXT import_info(host_allocation, host, &flags_info);
+    const vk::MemoryAllocateInfo allocate_info(bytes, *type, &import_info);
+    auto allocated = handle.allocateMemoryUnique(allocate_info);
+    check_import(allocated.result, "vkAllocateMemory", dev.name, range, ", memory type ", *type);
+    m_memory = std::move(allocated.value);
+    check_vk(handle.bindBufferMemory(*m_buffer, *m_memory, 0), errc::out_of_memory, "vkBindBufferMemory", dev.name,
+             "import of ", range);
+    m_address = handle.getBufferAddress(vk::BufferDeviceAddressInfo(*m_buffer));
+}
+
+bool host_import_usable(const logical_device& dev, std::string& why_not) noexcept {
+    try {
+        if (dev.host_import_alignment == 0 || dev.extensions.vkGetMemoryHostPointerPropertiesEXT == nullptr) {
+            why_not = "no VK_EXT_external_memory_host";
+            return false;
+        }
+        const vk::ExternalBufferProperties buffer = dev.physical.getExternalBufferProperties(
+            vk::PhysicalDeviceExternalBufferInfo({}, imported_usage, host_allocation));
+        if (!(buffer.externalMemoryProperties.externalMemoryFeatures &
+              vk::ExternalMemoryFeatureFlagBits::eImportable)) {
+            why_not = "storage buffers cannot be bound to imported host allocations";
+            return false;
+        }
+        // One probe page, aligned as imports must be (mmap aligns to pages
+        // only: map twice the alignment and use the aligned part).
+        const std::size_t align = static_cast<std::size_t>(dev.host_import_alignment);
+        void* region = ::mmap(nullptr, 2 * align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (region == MAP_FAILED) {
+            why_not = "no probe page (mmap failed)";
+            return false;
+        }
+        const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(region);
+        void* probe = reinterpret_cast<void*>((base + align - 1) / align * align);
+        const auto pointer = dev.device().getMemoryHostPointerPropertiesEXT(host_allocation, probe, dev.extensions);
+        ::munmap(region, 2 * align);
+        if (pointer.result != vk::Result::eSuccess) {
+            why_not = concat("vkGetMemoryHostPointerPropertiesEXT refused a probe page: ", result_name(pointer.result));
+            return false;
+        }
+        if (!import_memory_type(dev, pointer.value.memoryTypeBits)) {
+            why_not = "host pointers import into no host-visible coherent memory type";
+            return false;
+        }
+        return true;
+    } catch (...) {
+        why_not = "probing VK_EXT_external_memory_host failed";
+        return false;
+    }
 }
 
 mirror& mirror_of(device_mirror* m, const logical_device& device, const char* what) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "backends/vulkan/vulkan_logical_device.hpp"
@@ -19,6 +20,11 @@ namespace usm::detail::vulkan {
 /// and destination, device address) bound to its own VkDeviceMemory from a
 /// DEVICE_LOCAL type. Even where that memory is host-visible (lavapipe) it is
 /// a separate allocation from the host backing, so migrate mode copies.
+///
+/// Or, made by the importing constructor, a storage buffer (device address,
+/// no transfer usage) bound to host memory imported with
+/// VK_EXT_external_memory_host: kernels read and write the host's bytes in
+/// place, and transfers refuse it (imported()).
 class mirror final : public device_mirror {
 public:
     /// Allocates `bytes` (> 0, at most device.max_allocation()). Throws
@@ -27,12 +33,26 @@ public:
     /// allocated on throw.
     mirror(std::shared_ptr<const logical_device> device, std::size_t bytes);
 
+    /// Imports the host memory [host, host + bytes) (the contract's
+    /// import_host). `host` and `bytes` must be multiples of
+    /// device.host_import_alignment; the memory must stay mapped until this
+    /// mirror is destroyed, and is never freed by it. Throws invalid_argument
+    /// for a null or empty range, unsupported (naming address, size,
+    /// alignment or the refusing driver call) when the device cannot import
+    /// it; nothing is left created on throw.
+    mirror(std::shared_ptr<const logical_device> device, std::byte* host, std::size_t bytes);
+
     vk::Buffer buffer() const noexcept { return *m_buffer; }
     /// Device address of byte 0 (what a kernel argument carries).
     vk::DeviceAddress address() const noexcept { return m_address; }
     /// Where the host sees byte 0, on a CPU device whose mirror memory is
-    /// host-visible and coherent (mapped for CPU copies); null elsewhere.
+    /// host-visible and coherent (mapped for CPU copies); null elsewhere,
+    /// and for an imported mirror (never copied: no CPU copy may take it).
     std::byte* mapped() const noexcept { return m_mapped; }
+    /// True for imported host memory (the importing constructor).
+    bool imported() const noexcept { return m_host != nullptr; }
+    /// The imported host memory; null for an ordinary mirror.
+    std::byte* host() const noexcept { return m_host; }
     const logical_device& device() const noexcept { return *m_device; }
 
 private:
@@ -41,7 +61,16 @@ private:
     vk::UniqueBuffer m_buffer;  // destroyed before its memory
     vk::DeviceAddress m_address = 0;
     std::byte* m_mapped = nullptr;  // unmapped when m_memory is freed
+    std::byte* m_host = nullptr;    // imported: owned by the caller, outlives m_memory
 };
+
+/// Whether `device` can import host memory for kernels (import_host):
+/// VK_EXT_external_memory_host is enabled, storage buffers may be bound to
+/// imported host allocations, and an anonymous probe mapping imports into a
+/// host-visible, host-coherent memory type (so host writes before a submit
+/// and a kernel's writes after its barrier need no flush or invalidate).
+/// Never throws: returns false with the reason in `why_not`.
+bool host_import_usable(const logical_device& device, std::string& why_not) noexcept;
 
 /// `m` as a mirror of `device`; throws invalid_argument (naming `what`)
 /// when it is null or belongs to another device or backend.

@@ -41,6 +41,18 @@ void check_range(const logical_device& dev, const char* what, std::size_t index,
                     ") runs past the end of its ", m.bytes(), "-byte mirror");
 }
 
+/// `m` as a mirror of `dev` that copies may target: imported host memory is
+/// refused (invalid_argument), since kernels use it in place and the core
+/// never copies it (core/device_interface.hpp, import_host).
+mirror& copyable_mirror_of(device_mirror* m, const logical_device& dev, const char* what, std::size_t index) {
+    mirror& ours = mirror_of(m, dev, what);
+    if (ours.imported())
+        throw_error(errc::invalid_argument, what, " on ", dev.name, ": op #", index, " names imported host memory at ",
+                    static_cast<const void*>(ours.host()), " (", ours.bytes(),
+                    " bytes), which kernels use in place and nothing copies");
+    return ours;
+}
+
 /// Sorts by mirror, then offset: adjacent ops become one copy region.
 void sort_pieces(std::vector<piece>& pieces) {
     std::stable_sort(pieces.begin(), pieces.end(), [](const piece& a, const piece& b) {
@@ -182,7 +194,7 @@ sync_point transfer_engine::upload(std::span<const upload_op> copies, std::span<
     pieces.reserve(copies.size());
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const upload_op& op = copies[i];
-        mirror& target = mirror_of(op.mirror, dev, "upload");
+        mirror& target = copyable_mirror_of(op.mirror, dev, "upload", i);
         check_range(dev, "upload", i, target, op.offset, op.bytes);
         if (op.bytes == 0) continue;
         if (op.source == nullptr)
@@ -191,7 +203,7 @@ sync_point transfer_engine::upload(std::span<const upload_op> copies, std::span<
     }
     for (std::size_t i = 0; i < fills.size(); ++i) {
         const fill_op& op = fills[i];
-        mirror& target = mirror_of(op.mirror, dev, "upload (fill)");
+        mirror& target = copyable_mirror_of(op.mirror, dev, "upload (fill)", i);
         check_range(dev, "upload (fill)", i, target, op.offset, op.bytes);
         if (op.bytes == 0) continue;
         // vkCmdFillBuffer takes 4-byte aligned offsets and sizes: the aligned
@@ -304,7 +316,7 @@ void transfer_engine::download(std::span<const download_op> copies, std::span<co
     pieces.reserve(copies.size());
     for (std::size_t i = 0; i < copies.size(); ++i) {
         const download_op& op = copies[i];
-        mirror& source = mirror_of(op.mirror, dev, "download");
+        mirror& source = copyable_mirror_of(op.mirror, dev, "download", i);
         check_range(dev, "download", i, source, op.offset, op.bytes);
         if (op.bytes == 0) continue;
         if (op.destination == nullptr)

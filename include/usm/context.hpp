@@ -101,13 +101,21 @@ enum class advice {
     /// is the host, a host read moves them home instead of sharing them.
     preferred_location,
     unset_preferred_location,
+    /// A device reads and writes the pages where they are, in host memory,
+    /// instead of migrating them (where device_properties::host_memory_in_place;
+    /// elsewhere launches migrate as usual). A launch on that device whose
+    /// pages of an allocation all carry it takes them in place: no upload, no
+    /// device memory, no eviction; the host waits for such a kernel as for any.
+    accessed_by,
+    unset_accessed_by,
 };
 
 /// What context::query reports about a range.
 struct range_info {
     std::size_t pages = 0;       ///< pages the range covers
     std::size_t host_pages = 0;  ///< of them, valid on the host
-    /// Per device, in context::devices() order: pages valid there.
+    /// Per device, in context::devices() order: pages with a copy in its
+    /// memory (pages it accesses in place, in host memory, are not counted).
     std::vector<std::size_t> device_pages;
     std::size_t zero_pages = 0;  ///< never written since allocation
     bool read_mostly = false;    ///< every page is advised read_mostly
@@ -115,6 +123,8 @@ struct range_info {
     /// device by its index. Both empty when none is set or pages differ.
     bool preferred_host = false;
     std::optional<std::size_t> preferred_device;
+    /// Devices (by index) every page is advised accessed_by.
+    std::vector<std::size_t> accessed_by;
 };
 
 /// The host as a destination: `ctx.prefetch(p, n, usm::host)`.
@@ -225,8 +235,9 @@ public:
     event prefetch_bytes(const void* p, std::size_t bytes, device* to);
 
     /// Advises usm how `count` elements from `p` will be used (see
-    /// usm::advice). read_mostly and the unset_ advice take no location;
-    /// preferred_location takes a device or usm::host. Advice is per page:
+    /// usm::advice). read_mostly and the unset_ advice take no location
+    /// (unset_accessed_by takes the device); preferred_location takes a
+    /// device or usm::host; accessed_by takes a device. Advice is per page:
     /// every page the range touches gets it. Throws usm::error:
     /// not_a_usm_pointer, out_of_range, invalid_argument (a missing or
     /// unexpected location, or a device of another context).
