@@ -22,15 +22,18 @@ struct block_record {
     std::uint64_t evicted_at = 0;    ///< the device's eviction count just after it was last evicted (0: never)
     std::uint64_t pinned_until = 0;  ///< kept on the device until its eviction count passes this
     std::uint32_t bounces = 0;       ///< times it came back soon after being evicted
+    std::uint32_t handovers = 0;     ///< times it came back after another location's write took it
+    bool lost = false;               ///< a copy here was invalidated by a write elsewhere since its last use
 };
 
 /// One allocation: a page-aligned run of the view, its page states and its
 /// device copies. Owned by the allocation_table; guarded by the context lock.
 struct allocation {
-    std::byte* base = nullptr;   ///< view address of the first byte
-    std::size_t bytes = 0;       ///< as requested
-    std::size_t page_count = 0;  ///< pages backing it (a guard page follows, not counted)
-    std::uint64_t id = 0;        ///< creation order, for messages
+    std::byte* base = nullptr;      ///< view address of the first byte
+    std::size_t bytes = 0;          ///< as requested
+    std::size_t page_count = 0;     ///< pages backing it (a guard page follows, not counted)
+    std::uint64_t id = 0;           ///< creation order, for messages
+    std::size_t block_pages = 512;  ///< pages per block (context_options::block_size)
     /// Per page; change copies only through set_copies and set_state, which
     /// keep the summaries.
     std::vector<page_state> pages;
@@ -77,6 +80,7 @@ struct allocation {
             const auto l = static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(m)));
             --valid_pages[l];
             if (resident != nullptr) --(*resident)[l];
+            if (!blocks[l].empty()) blocks[l][page / block_pages].lost = true;  // eviction clears it
         }
         for (location_mask m = after & ~before; m != 0; m &= static_cast<location_mask>(m - 1)) {
             const auto l = static_cast<std::size_t>(std::countr_zero(static_cast<unsigned>(m)));
@@ -109,9 +113,7 @@ struct allocation {
         return b >= base && b < base + (page_count << page_shift);
     }
     /// Blocks of `block_pages` pages (the last one may be short).
-    std::size_t block_count(std::size_t block_pages) const noexcept {
-        return (page_count + block_pages - 1) / block_pages;
-    }
+    std::size_t block_count() const noexcept { return (page_count + block_pages - 1) / block_pages; }
 };
 
 class allocation_table {

@@ -406,12 +406,13 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
                     " (USM_DEVICE_BUDGET or context_options::device_budget)");
 
     const std::size_t budget_blocks = std::max<std::size_t>(dev.budget_pages / m_block_pages, 1);
+    const bool in_place_capable = dev.backend->properties().host_memory_in_place;
     ++dev.clock;
     std::size_t missing = 0;
     for (const range_request& r : ranges) {
         if (r.in_place) continue;
         allocation& a = *r.alloc;
-        if (a.blocks[l].empty()) a.blocks[l].resize(a.block_count(m_block_pages));
+        if (a.blocks[l].empty()) a.blocks[l].resize(a.block_count());
         const bool all_here = a.resident_at(l);
         for (std::size_t b = r.first_page / m_block_pages; b * m_block_pages < r.end_page; ++b) {
             block_record& rec = a.blocks[l][b];
@@ -422,12 +423,34 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
             std::size_t lacking = 0;
             for (std::size_t p = first; p < end; ++p) lacking += a.pages[p].copy_at(l) ? 0 : 1;
             missing += lacking;
+            if (lacking == 0) continue;
+            if (rec.lost) {
+                // Back after a write elsewhere (the host's, or another
+                // device's) took it: a block handed back and forth. Where
+                // this device can reach host memory, the fourth time it stays
+                // there instead, accessed in place (as if advised
+                // accessed_by): nothing moves either way any more.
+                rec.lost = false;
+                if (++rec.handovers >= 4 && in_place_capable) {
+                    rec.handovers = 0;
+                    const std::size_t block_end = std::min((b + 1) * m_block_pages, a.page_count);
+                    for (std::size_t p = b * m_block_pages; p < block_end; ++p)
+                        if (!(a.pages[p].accessed_by & bit(l))) {
+                            a.pages[p].accessed_by |= bit(l);
+                            ++a.accessed_pages[l];
+                        }
+                    ++m_counters.blocks_in_place;
+                }
+            }
             // Back within four budgets' worth of evictions of leaving: the
             // working set cycles through a few times the budget, and LRU
             // evicts every block before its next use. A block that bounces
             // twice stays (while pinned blocks fill at most half the
             // budget), so part of the cycle hits and the rest has room.
-            if (lacking == 0 || rec.evicted_at == 0 || dev.evictions - rec.evicted_at >= 4 * budget_blocks) continue;
+            if (rec.evicted_at == 0 || dev.evictions - rec.evicted_at >= 4 * budget_blocks) {
+                rec.evicted_at = 0;
+                continue;
+            }
             rec.evicted_at = 0;
             if (++rec.bounces < 2) continue;
             std::size_t pinned_now = 0;
@@ -455,7 +478,7 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
     bool busy = false;
     table.for_each([&](allocation& a) {
         if (a.valid_pages[l] == 0) return;
-        for (std::size_t b = 0; b < a.block_count(m_block_pages); ++b) {
+        for (std::size_t b = 0; b < a.block_count(); ++b) {
             const std::size_t first = b * m_block_pages, end = std::min(first + m_block_pages, a.page_count);
             std::size_t here = 0, elsewhere = 0;
             bool keep = false;
@@ -521,6 +544,7 @@ void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) 
     apply_host_protection(a, first, end);
     block_record& rec = a.blocks[l][block];
     rec.evicted_at = ++dev.evictions;
+    rec.lost = false;  // it left to make room, not because a write took it
     rec.pinned_until = 0;
     ++m_counters.blocks_evicted;
     m_counters.pages_evicted += held;

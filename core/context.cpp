@@ -187,6 +187,7 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
     a->page_count = pages;
     a->id = m_next_id++;
     a->resident = &m_resident;
+    a->block_pages = m_options.block_size >> page_shift;
     try {
         m_space->activate(*base, pages << page_shift);
         m_coherence.init_allocation(*a);

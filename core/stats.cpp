@@ -21,7 +21,7 @@ std::ostream& operator<<(std::ostream& os, const stats& s) {
               << " batches=" << s.transfer_batches << " launches=" << s.launches << " kernel_waits=" << s.kernel_waits
               << " evicted=" << s.blocks_evicted << "b/" << s.pages_evicted << "p"
               << " written_back=" << s.pages_written_back << "p pinned=" << s.blocks_pinned << "b"
-              << " in_place=" << s.pages_in_place << "p"
+              << " in_place=" << s.pages_in_place << "p/" << s.blocks_in_place << "b"
               << " live=" << s.allocations << "/" << s.bytes_allocated << "B";
 }
 

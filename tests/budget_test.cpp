@@ -378,6 +378,30 @@ TEST_P(budget, host_access_waits_for_an_in_place_kernel) {
     ctx->impl().check_invariants();
 }
 
+TEST_P(budget, a_block_handed_back_and_forth_with_the_host_is_then_accessed_in_place) {
+    if (!dev->properties().host_memory_in_place) GTEST_SKIP() << dev->name() << " cannot access host memory in place";
+    make_blocks(1);
+    // Each round the host writes the block and a kernel updates it: without
+    // help the block crosses twice a round.
+    std::vector<std::uint64_t> moved;
+    for (std::uint32_t round = 1; round <= 8; ++round) {
+        const usm::stats before = ctx->stats();
+        for (std::size_t i = 0; i < block_words; i += 512) blocks[0][i] = host_value(0, i) + round;
+        increment_block(0);
+        const usm::stats d = since(before);
+        moved.push_back(d.pages_to_device + d.pages_to_host);
+        for (std::size_t i = 0; i < block_words; i += 512) ASSERT_EQ(blocks[0][i], host_value(0, i) + round + 1);
+    }
+    // The fifth launch finds it handed over for the fourth time: from the
+    // sixth round on it stays in host memory.
+    EXPECT_EQ(ctx->stats().blocks_in_place, 1u);
+    EXPECT_EQ(ctx->query(blocks[0], block_words).accessed_by, std::vector<std::size_t>{0});
+    EXPECT_GT(moved[2], 0u);
+    for (std::size_t round = 5; round < moved.size(); ++round) EXPECT_EQ(moved[round], 0u) << "round " << round + 1;
+    EXPECT_EQ(device_pages(0), 0u);
+    ctx->impl().check_invariants();
+}
+
 USM_INSTANTIATE_PER_BACKEND(budget);
 
 /// A context whose device copies are made of 2 MiB segments.

@@ -98,6 +98,7 @@ protected:
         d.pages_written_back = now.pages_written_back - before.pages_written_back;
         d.blocks_pinned = now.blocks_pinned - before.blocks_pinned;
         d.pages_in_place = now.pages_in_place - before.pages_in_place;
+        d.blocks_in_place = now.blocks_in_place - before.blocks_in_place;
         return d;
     }
 

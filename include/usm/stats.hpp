@@ -27,6 +27,7 @@ struct stats {
     std::uint64_t pages_written_back = 0;  ///< of pages_evicted, those copied home (the device held them alone)
     std::uint64_t blocks_pinned = 0;       ///< blocks found bouncing in and out of a device, then kept there
     std::uint64_t pages_in_place = 0;      ///< pages launches accessed in host memory (advice::accessed_by), not moved
+    std::uint64_t blocks_in_place = 0;     ///< blocks found handed back and forth, then accessed in place
     std::uint64_t allocations = 0;         ///< live allocations
     std::uint64_t bytes_allocated = 0;     ///< live bytes, as requested
 
