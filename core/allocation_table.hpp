@@ -94,6 +94,14 @@ struct allocation {
     void set_copies(std::size_t page, location_mask valid, bool zero) noexcept {
         set_state(page, valid, pages[page].in_place, zero);
     }
+    /// Sets or clears page `page`'s accessed_by advice for `l`, keeping
+    /// accessed_pages.
+    void set_accessed_by(std::size_t page, location l, bool on) noexcept {
+        location_mask& m = pages[page].accessed_by;
+        if (((m & bit(l)) != 0) == on) return;
+        m = static_cast<location_mask>(on ? m | bit(l) : m & ~bit(l));
+        on ? ++accessed_pages[l] : --accessed_pages[l];
+    }
     /// Every page has a copy in `l`'s own memory.
     bool resident_at(location l) const noexcept { return valid_pages[l] == page_count; }
     /// Every page has its only copy in `l`'s own memory, and none is zero.

@@ -307,12 +307,19 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     std::vector<upload_op> copies;
     std::vector<fill_op> fills;
     std::uint64_t copied = 0, filled = 0;
+    // Bytes this device's own in-place kernel wrote to host memory are read
+    // after it: its queue orders neither the transfer queue nor a CPU copy.
+    // (An in-place writer elsewhere was waited for by launch_conflicts.)
+    sync_point in_place_writer;
     for (const range_request& r : ranges) {
         allocation& a = *r.alloc;
         if (r.in_place || a.resident_at(where)) continue;
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
             const page_state& st = a.pages[p];
             if (st.copy_at(where)) continue;
+            if (!st.valid_at(host_location) && (st.in_place & bit(where)) != 0 &&
+                a.last_write[where].value > in_place_writer.value)
+                in_place_writer = a.last_write[where];
             auto [mirror, offset] = segment_at(a, where, p << page_shift);
             if (st.zero) {
                 append_page(fills, mirror, offset, [&](std::size_t at) { return fill_op{mirror, at, page_size}; });
@@ -331,7 +338,9 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     sync_point staged;
     try {
         testing::maybe_fail(testing::injected_call::upload, *dev.backend);
-        staged = dev.backend->upload(copies, fills, {});
+        std::span<const sync_point> after;
+        if (!in_place_writer.empty()) after = {&in_place_writer, 1};
+        staged = dev.backend->upload(copies, fills, after);
     } catch (...) {
         abandon_launch(ranges);
         throw;
@@ -434,11 +443,7 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
                 if (++rec.handovers >= 4 && in_place_capable) {
                     rec.handovers = 0;
                     const std::size_t block_end = std::min((b + 1) * m_block_pages, a.page_count);
-                    for (std::size_t p = b * m_block_pages; p < block_end; ++p)
-                        if (!(a.pages[p].accessed_by & bit(l))) {
-                            a.pages[p].accessed_by |= bit(l);
-                            ++a.accessed_pages[l];
-                        }
+                    for (std::size_t p = b * m_block_pages; p < block_end; ++p) a.set_accessed_by(p, l, true);
                     ++m_counters.blocks_in_place;
                 }
             }
@@ -566,13 +571,15 @@ void coherence::release_empty_segments(allocation& a, device_slot& dev, const in
 
 void coherence::check_invariants(const allocation& a) const {
     std::array<std::size_t, max_locations> valid{};
+    std::array<std::size_t, max_locations> accessed{};
     std::size_t zero = 0, in_place = 0;
     for (const page_state& st : a.pages) {
         for (location l = 0; l < max_locations; ++l) valid[l] += st.copy_at(l) ? 1 : 0;
+        for (location l = 0; l < max_locations; ++l) accessed[l] += (st.accessed_by & bit(l)) ? 1 : 0;
         zero += st.zero ? 1 : 0;
         in_place += st.in_place != 0 ? 1 : 0;
     }
-    if (valid != a.valid_pages || zero != a.zero_pages || in_place != a.in_place_pages)
+    if (valid != a.valid_pages || zero != a.zero_pages || in_place != a.in_place_pages || accessed != a.accessed_pages)
         throw std::logic_error(concat("usm page summary of allocation ", a.id, " is out of date: ", a.zero_pages,
                                       " zero pages counted, ", zero, " found; ", a.valid_pages[host_location],
                                       " host-valid counted, ", valid[host_location], " found"));

@@ -416,12 +416,10 @@ void context_impl::advise(const void* p, std::size_t bytes, advice what, device_
                 adv.preferred = 0;
                 break;
             case advice::accessed_by:
-                a.accessed_pages[where->where] += (a.pages[q].accessed_by & bit(where->where)) ? 0 : 1;
-                a.pages[q].accessed_by |= bit(where->where);
+                a.set_accessed_by(q, where->where, true);
                 break;
             case advice::unset_accessed_by:
-                a.accessed_pages[where->where] -= (a.pages[q].accessed_by & bit(where->where)) ? 1 : 0;
-                a.pages[q].accessed_by &= static_cast<location_mask>(~bit(where->where));
+                a.set_accessed_by(q, where->where, false);
                 break;
         }
     }

@@ -360,6 +360,22 @@ TEST_P(budget, in_place_and_migrating_launches_hand_pages_over_correctly) {
     ctx->impl().check_invariants();
 }
 
+TEST_P(budget, a_migrating_launch_after_an_in_place_kernel_reads_what_that_kernel_wrote) {
+    if (!dev->properties().host_memory_in_place) GTEST_SKIP() << dev->name() << " cannot access host memory in place";
+    // Small enough for a CPU copy where the device has them: the upload must
+    // still come after the in-place kernel still writing host memory.
+    const std::size_t n = 64 * 1024;
+    auto x = ctx->alloc<std::uint32_t>(n);
+    ctx->advise(x, n, usm::advice::accessed_by, *dev);
+    usm::kernel slow = usm_test::load(*dev, USM_TEST_KERNEL(test_slow_fill));
+    const std::uint32_t rounds = 20000;
+    dev->launch(slow, groups_for(n), usm::group{64}, usm::write(x, n), static_cast<std::uint32_t>(n), rounds);
+    ctx->advise(x, n, usm::advice::unset_accessed_by, *dev);
+    dev->launch(increment, groups_for(n), usm::group{64}, usm::read_write(x, n), static_cast<std::uint32_t>(n)).wait();
+    for (std::size_t i = 0; i < n; i += 61) ASSERT_EQ(x[i], slow_value(static_cast<std::uint32_t>(i), rounds) + 1) << i;
+    ctx->free(x);
+}
+
 TEST_P(budget, host_access_waits_for_an_in_place_kernel) {
     if (!dev->properties().host_memory_in_place) GTEST_SKIP() << dev->name() << " cannot access host memory in place";
     make_blocks(1);
