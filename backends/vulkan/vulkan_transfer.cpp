@@ -329,7 +329,11 @@ void transfer_engine::download(std::span<const download_op> copies, std::span<co
     }
     // A small batch out of mapped mirrors (a CPU device): memcpy once the
     // producers are done, no submission and no fence.
-    if (cpu_copies_take(pieces, {}, m_cpu_copy_max)) {
+    // A download is synchronous: this thread waits for the bytes whatever
+    // path they take, and through the queue it would still copy them out of
+    // staging itself. So into mapped mirrors every size is a CPU copy (one
+    // memcpy instead of a queue copy and a memcpy).
+    if (cpu_copies_take(pieces, {}, m_cpu_copy_max == 0 ? 0 : SIZE_MAX)) {
         wait_before_cpu_copy(wait_for);
         for (const piece& p : pieces) std::memcpy(p.destination, p.target->mapped() + p.offset, p.bytes);
         return;
