@@ -13,9 +13,11 @@
 #include <bit>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <initializer_list>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <regex>
 #include <span>
@@ -37,6 +39,7 @@ namespace usm::detail {
 namespace {
 
 constexpr std::size_t page = 4096;
+constexpr std::size_t KiB = 1024, MiB = 1024 * KiB;
 constexpr std::size_t word = 4;  // bytes of a float or a uint32_t
 // Raw OpenCL statuses as driver_result() reports them (this test includes no
 // OpenCL header).
@@ -155,7 +158,10 @@ protected:
         for (std::size_t i = 0; i < candidates.size(); ++i) {
             if (!candidates[i].rejected_because.empty()) continue;
             s_index = i;
-            s_device = s_driver->open(i);
+            // The suite's device takes the transfer queue for every batch
+            // (CPU copies off) unless the environment asks otherwise; the
+            // CPU-copy tests below open a device of their own.
+            s_device = open_with_cpu_copy_max(std::getenv("USM_CPU_COPY_MAX") != nullptr ? keep_environment : "0");
             break;
         }
         ASSERT_NE(s_device, nullptr) << "no usable OpenCL device among " << candidates.size() << " candidates";
@@ -172,6 +178,34 @@ protected:
     }
 
     device_backend& dev() { return *s_device; }
+
+    // Opens the suite's device again with USM_CPU_COPY_MAX set to `limit`
+    // (null: unset, the default), leaving the environment as it found it.
+    static constexpr const char* keep_environment = "(keep)";
+    static std::unique_ptr<device_backend> open_with_cpu_copy_max(const char* limit) {
+        if (limit == keep_environment) return s_driver->open(s_index);
+        const char* before = std::getenv("USM_CPU_COPY_MAX");
+        const std::optional<std::string> saved = before != nullptr ? std::optional<std::string>(before) : std::nullopt;
+        if (limit != nullptr)
+            ::setenv("USM_CPU_COPY_MAX", limit, 1);
+        else
+            ::unsetenv("USM_CPU_COPY_MAX");
+        const auto restore = [&] {
+            if (saved)
+                ::setenv("USM_CPU_COPY_MAX", saved->c_str(), 1);
+            else
+                ::unsetenv("USM_CPU_COPY_MAX");
+        };
+        std::unique_ptr<device_backend> opened;
+        try {
+            opened = s_driver->open(s_index);
+        } catch (...) {
+            restore();
+            throw;
+        }
+        restore();
+        return opened;
+    }
 
     compiled_kernel& saxpy() {
         if (!s_saxpy) s_saxpy = dev().build_opencl_c(kernels::saxpy_cl, "", "saxpy");
@@ -709,6 +743,229 @@ TEST_F(opencl_backend, download_waits_for_a_launch_through_wait_for) {
     const std::vector<std::uint32_t> got = get<std::uint32_t>(*out, 0, n, std::array{launched});
     EXPECT_TRUE(dev().reached(launched));
     for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(got[i], data[i] + lcg(i, rounds)) << "i = " << i;
+}
+
+/* --- CPU copies ----------------------------------------------------------------- */
+
+// The suite's device has CPU copies off (the queue path); these tests open
+// their own device with them on. A device that offers none (not a CPU device
+// with fine-grained SVM) reports cpu_copy_max 0 and skips them.
+
+TEST_F(opencl_backend, cpu_copy_max_is_1_MiB_by_default_on_a_cpu_device_and_0_turns_it_off) {
+    const auto by_default = open_with_cpu_copy_max(nullptr);
+    const auto limited = open_with_cpu_copy_max("256K");
+    const auto off = open_with_cpu_copy_max("0");
+    EXPECT_EQ(off->properties().cpu_copy_max, 0u);
+    if (by_default->properties().cpu_copy_max == 0) {
+        // The variable cannot turn on what the device does not allow.
+        EXPECT_EQ(limited->properties().cpu_copy_max, 0u);
+        GTEST_SKIP() << dev().properties().name << " is not a CPU device with fine-grained SVM buffers";
+    }
+    EXPECT_EQ(by_default->properties().cpu_copy_max, 1 * MiB);
+    EXPECT_EQ(limited->properties().cpu_copy_max, 256 * KiB);
+    EXPECT_TRUE(by_default->properties().host_addressable);
+    const usm::error e = expect_error([&] { open_with_cpu_copy_max("lots"); });
+    EXPECT_EQ(e.kind(), errc::invalid_argument);
+    EXPECT_TRUE(contains(e.what(), "USM_CPU_COPY_MAX"));
+}
+
+TEST_F(opencl_backend, pocl_offers_cpu_copies) {
+    if (dev().properties().driver.find("PoCL") == std::string::npos) GTEST_SKIP() << "not PoCL";
+    // PoCL's pthread device is a CPU device with fine-grained buffer SVM.
+    EXPECT_EQ(open_with_cpu_copy_max(nullptr)->properties().cpu_copy_max, 1 * MiB);
+}
+
+TEST_F(opencl_backend, cpu_copies_skip_the_queue_and_stay_ordered_with_it) {
+    const auto cpu = open_with_cpu_copy_max("256K");
+    if (cpu->properties().cpu_copy_max == 0) GTEST_SKIP() << "no CPU copies on " << dev().properties().name;
+    std::mt19937 random(77);
+    const auto random_bytes = [&](std::size_t n) {
+        std::vector<std::byte> bytes(n);
+        for (auto& b : bytes) b = std::byte(random());
+        return bytes;
+    };
+    const std::size_t size = 1 * MiB;
+    auto mirror = cpu->create_mirror(size);
+    std::vector<std::byte> model = random_bytes(size);
+
+    // 1 MiB through the queue, not waited for: the small batch after it must
+    // land after it (write after write).
+    const upload_op whole{mirror.get(), 0, model.data(), size};
+    EXPECT_FALSE(cpu->upload({&whole, 1}, {}, {}).empty()) << "a 1 MiB batch skipped the queue";
+    std::vector<std::vector<std::byte>> sources;
+    std::vector<upload_op> ops;
+    for (std::size_t offset = 5; offset < 128 * KiB;) {
+        const std::size_t length = std::min<std::size_t>(random() % 5000 + 1, 128 * KiB - offset);
+        sources.push_back(random_bytes(length));
+        std::memcpy(model.data() + offset, sources.back().data(), length);
+        ops.push_back({mirror.get(), offset, sources.back().data(), length});
+        offset += length + random() % 3;  // some gaps
+    }
+    std::shuffle(ops.begin(), ops.end(), random);
+    const fill_op zero{mirror.get(), 130 * KiB + 3, 10 * KiB + 1};
+    std::memset(model.data() + zero.offset, 0, zero.bytes);
+    EXPECT_TRUE(cpu->upload(ops, {&zero, 1}, {}).empty()) << "a 138 KiB batch went through the queue";
+
+    // 512 KiB through the queue; a small download right after it, waiting
+    // for nothing, must see it (read after write).
+    sources.push_back(random_bytes(512 * KiB));
+    std::memcpy(model.data() + 512 * KiB, sources.back().data(), 512 * KiB);
+    const upload_op big{mirror.get(), 512 * KiB, sources.back().data(), 512 * KiB};
+    EXPECT_FALSE(cpu->upload({&big, 1}, {}, {}).empty()) << "a 512 KiB batch skipped the queue";
+    std::vector<std::byte> back(size, std::byte{0x5a});
+    const download_op tail{mirror.get(), size - 64 * KiB - 3, back.data() + (size - 64 * KiB - 3), 64 * KiB + 3};
+    cpu->download({&tail, 1}, {});
+    EXPECT_EQ(std::memcmp(back.data() + tail.offset, model.data() + tail.offset, tail.bytes), 0);
+
+    // The whole mirror back, through the queue (1 MiB) and in CPU reads of a
+    // page, then of 3 pages at odd offsets.
+    const download_op all{mirror.get(), 0, back.data(), size};
+    cpu->download({&all, 1}, {});
+    ASSERT_EQ(std::memcmp(back.data(), model.data(), size), 0);
+    std::vector<std::byte> pages(size, std::byte{0x5a});
+    for (std::size_t offset = 0; offset < size; offset += page) {
+        const download_op one{mirror.get(), offset, pages.data() + offset, page};
+        cpu->download({&one, 1}, {});
+    }
+    ASSERT_EQ(std::memcmp(pages.data(), model.data(), size), 0);
+    std::vector<download_op> reads;
+    std::vector<std::byte> odd(size, std::byte{0x5a});
+    for (std::size_t offset = 7; offset + 3 * page <= size; offset += 3 * page)
+        reads.push_back({mirror.get(), offset, odd.data() + offset, 3 * page});
+    for (std::size_t first = 0; first < reads.size(); first += 16)  // 16 x 12 KiB per batch
+        cpu->download(std::span(reads).subspan(first, std::min<std::size_t>(16, reads.size() - first)), {});
+    for (const download_op& r : reads)
+        ASSERT_EQ(std::memcmp(odd.data() + r.offset, model.data() + r.offset, r.bytes), 0) << r.offset;
+
+    // Bad ops are refused the same way on this path, with nothing copied.
+    const std::vector<std::byte> data(64, std::byte{1});
+    const upload_op past{mirror.get(), size - 8, data.data(), 16};
+    EXPECT_EQ(expect_error([&] { cpu->upload({&past, 1}, {}, {}); }).kind(), errc::out_of_range);
+    const download_op read_past{mirror.get(), size - 8, pages.data(), 16};
+    EXPECT_EQ(expect_error([&] { cpu->download({&read_past, 1}, {}); }).kind(), errc::out_of_range);
+    const download_op last{mirror.get(), size - 16, back.data(), 16};
+    cpu->download({&last, 1}, {});
+    EXPECT_EQ(std::memcmp(back.data(), model.data() + size - 16, 16), 0);
+
+    // Imported host memory is never copied, small batch or not.
+    if (!cpu->properties().host_memory_in_place) return;
+    shared_memory memory_fd(2 * page);
+    ASSERT_TRUE(memory_fd.ok());
+    std::fill_n(memory_fd.words(), 2 * page / word, 0x5A5A5A5Au);
+    auto imported = cpu->import_host(memory_fd.alias(), 2 * page);
+    const upload_op into{imported.get(), 0, data.data(), data.size()};
+    usm::error e = expect_error([&] { cpu->upload({&into, 1}, {}, {}); });
+    EXPECT_EQ(e.kind(), errc::invalid_argument);
+    EXPECT_TRUE(contains(e.what(), "in place"));
+    const fill_op fill{imported.get(), 0, page};
+    EXPECT_EQ(expect_error([&] { cpu->upload({}, {&fill, 1}, {}); }).kind(), errc::invalid_argument);
+    std::vector<std::byte> out(64);
+    const download_op from{imported.get(), 0, out.data(), out.size()};
+    EXPECT_EQ(expect_error([&] { cpu->download({&from, 1}, {}); }).kind(), errc::invalid_argument);
+    for (std::size_t i = 0; i < 2 * page / word; ++i) ASSERT_EQ(memory_fd.words()[i], 0x5A5A5A5Au) << i;
+}
+
+TEST_F(opencl_backend, cpu_copy_download_waits_for_a_running_kernel_that_writes_it) {
+    const auto cpu = open_with_cpu_copy_max(nullptr);  // the default, 1 MiB
+    if (cpu->properties().cpu_copy_max == 0) GTEST_SKIP() << "no CPU copies on " << dev().properties().name;
+    auto kernel = cpu->build_opencl_c(kernels::test_cl_slow_add_cl, "", "test_cl_slow_add");
+    // 256 KiB each: every batch below is a CPU copy.
+    const std::uint32_t n = 64 * 1024, rounds = 3000;
+    auto in = cpu->create_mirror(n * word);
+    auto out = cpu->create_mirror(n * word);
+    std::vector<std::uint32_t> data(n);
+    for (std::uint32_t i = 0; i < n; ++i) data[i] = i * 3u;
+    const upload_op put_in{in.get(), 0, reinterpret_cast<const std::byte*>(data.data()), n * word};
+    const fill_op clear_out{out.get(), 0, n * word};
+    // Complete on return: the launch needs nothing in wait_for to see it.
+    ASSERT_TRUE(cpu->upload({&put_in, 1}, {&clear_out, 1}, {}).empty());
+
+    const sync_point launched =
+        cpu->launch(*kernel, {n / 256}, {256},
+                    std::array{memory(*in, 0, n * word, access::read), memory(*out, 0, n * word, access::write),
+                               value(n), value(rounds)},
+                    {});
+    // Not waited for on the host: the download's wait_for is the dependency.
+    std::vector<std::uint32_t> got(n, 0x5a5a5a5au);
+    const download_op take{out.get(), 0, reinterpret_cast<std::byte*>(got.data()), n * word};
+    cpu->download({&take, 1}, std::array{launched});
+    EXPECT_TRUE(cpu->reached(launched));
+    for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(got[i], data[i] + lcg(i, rounds)) << "i = " << i;
+}
+
+TEST_F(opencl_backend, cpu_copy_upload_waits_for_a_running_kernel_that_reads_it) {
+    const auto cpu = open_with_cpu_copy_max(nullptr);
+    if (cpu->properties().cpu_copy_max == 0) GTEST_SKIP() << "no CPU copies on " << dev().properties().name;
+    auto kernel = cpu->build_opencl_c(kernels::test_cl_slow_add_cl, "", "test_cl_slow_add");
+    // The kernel reads `in` only at its end; the upload overwrites `in`.
+    const std::uint32_t n = 64 * 1024, rounds = 3000;
+    auto in = cpu->create_mirror(n * word);
+    auto out = cpu->create_mirror(n * word);
+    std::vector<std::uint32_t> before(n), after(n, 0xDEADBEEFu);
+    for (std::uint32_t i = 0; i < n; ++i) before[i] = i * 7u;
+    const upload_op put_before{in.get(), 0, reinterpret_cast<const std::byte*>(before.data()), n * word};
+    ASSERT_TRUE(cpu->upload({&put_before, 1}, {}, {}).empty());
+    const auto launch = [&](std::uint32_t count) {
+        return cpu->launch(*kernel, {count / 256}, {256},
+                           std::array{memory(*in, 0, count * word, access::read),
+                                      memory(*out, 0, count * word, access::write), value(count), value(rounds)},
+                           {});
+    };
+    const auto download = [&](device_mirror& from, std::uint32_t first, std::uint32_t count,
+                              std::span<const sync_point> wait_for) {
+        std::vector<std::uint32_t> got(count);
+        const download_op op{&from, first * word, reinterpret_cast<std::byte*>(got.data()), count * word};
+        cpu->download({&op, 1}, wait_for);
+        return got;
+    };
+
+    sync_point launched = launch(n);
+    const upload_op overwrite{in.get(), 0, reinterpret_cast<const std::byte*>(after.data()), n * word};
+    // The empty point: complete, and so is the launch it had to follow.
+    EXPECT_TRUE(cpu->upload({&overwrite, 1}, {}, std::array{launched}).empty());
+    EXPECT_TRUE(cpu->reached(launched));
+    std::vector<std::uint32_t> got = download(*out, 0, n, std::array{launched});
+    for (std::uint32_t i = 0; i < n; ++i) ASSERT_EQ(got[i], before[i] + lcg(i, rounds)) << "i = " << i;
+    EXPECT_EQ(download(*in, 0, n, {}), after);
+
+    // A kernel reading the first half of `in` while the second half is
+    // replaced: nothing to wait for, and neither disturbs the other.
+    std::vector<std::uint32_t> second(n / 2);
+    for (std::uint32_t i = 0; i < n / 2; ++i) second[i] = i ^ 0x13579BDFu;
+    launched = launch(n / 2);
+    const upload_op half{in.get(), n / 2 * word, reinterpret_cast<const std::byte*>(second.data()), n / 2 * word};
+    EXPECT_TRUE(cpu->upload({&half, 1}, {}, {}).empty());
+    got = download(*out, 0, n / 2, std::array{launched});
+    for (std::uint32_t i = 0; i < n / 2; ++i) ASSERT_EQ(got[i], after[i] + lcg(i, rounds)) << "i = " << i;
+    EXPECT_EQ(download(*in, n / 2, n / 2, {}), second);
+}
+
+TEST_F(opencl_backend, cpu_copies_and_kernels_see_each_others_writes) {
+    const auto cpu = open_with_cpu_copy_max(nullptr);
+    if (cpu->properties().cpu_copy_max == 0) GTEST_SKIP() << "no CPU copies on " << dev().properties().name;
+    auto kernel = cpu->build_opencl_c(kernels::test_cl_add_one_cl, "", "test_cl_add_one");
+    // Rounds of: the host writes a random range (CPU upload), two kernels add
+    // one to it without a wait_for (the upload is complete), the host reads
+    // it back after the second (CPU download).
+    const std::size_t size = 64 * page;
+    auto mirror = cpu->create_mirror(size);
+    std::mt19937 random(5);
+    for (int round = 0; round < 40; ++round) {
+        const std::uint32_t first = static_cast<std::uint32_t>(random() % (size / word / 2));
+        const std::uint32_t count = static_cast<std::uint32_t>(random() % (size / word - first - 64) + 64) / 64 * 64;
+        std::vector<std::uint32_t> data(count);
+        for (auto& v : data) v = static_cast<std::uint32_t>(random());
+        const upload_op op{mirror.get(), first * word, reinterpret_cast<const std::byte*>(data.data()), count * word};
+        ASSERT_TRUE(cpu->upload({&op, 1}, {}, {}).empty()) << "round " << round;
+        const auto args = std::array{memory(*mirror, first * word, count * word, access::read_write), value(count)};
+        cpu->launch(*kernel, {count / 64}, {64}, args, {});
+        const sync_point second = cpu->launch(*kernel, {count / 64}, {64}, args, {});
+        std::vector<std::uint32_t> got(count);
+        const download_op back{mirror.get(), first * word, reinterpret_cast<std::byte*>(got.data()), count * word};
+        cpu->download({&back, 1}, std::array{second});
+        for (std::uint32_t i = 0; i < count; ++i)
+            ASSERT_EQ(got[i], data[i] + 2u) << "round " << round << ", word " << first + i;
+    }
 }
 
 TEST_F(opencl_backend, waits_from_another_thread_while_the_main_thread_submits) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 
 #include "backends/opencl/opencl_check.hpp"
 #include "backends/opencl/opencl_info.hpp"
@@ -83,6 +84,20 @@ void CL_CALLBACK report_context_error(const char* message, const void*, std::siz
     }
 }
 
+// Whether mirrors are to be fine-grained SVM that the host copies itself
+// (CPU copies, opencl_transfer.cpp). Only on a CPU device: its SVM is the
+// host's own memory (PoCL 3.1's pthread device: pocl_aligned_malloc, whatever
+// the flags), whereas a GPU's fine-grained SVM may be memory the CPU reads
+// slowly, across the bus. Only fine-grained: the specification lets the host
+// touch coarse-grained SVM only between clEnqueueSVMMap and
+// clEnqueueSVMUnmap, fine-grained SVM at any time, its updates becoming
+// visible at synchronisation points (an enqueue, a completed event).
+bool host_copies_mirrors(cl_device_id device, const std::string& who) {
+    const auto type = device_value<cl_device_type>(device, USM_CL_INFO(CL_DEVICE_TYPE), who);
+    const auto svm = device_value<cl_device_svm_capabilities>(device, USM_CL_INFO(CL_DEVICE_SVM_CAPABILITIES), who);
+    return (type & CL_DEVICE_TYPE_CPU) != 0 && (svm & CL_DEVICE_SVM_FINE_GRAIN_BUFFER) != 0;
+}
+
 queue_handle create_queue(cl_context context, cl_device_id device, const std::string& who, const char* role) {
     // No properties: in order, no profiling. In-order execution is what makes
     // a serial timeline per queue enough (opencl_timeline.hpp).
@@ -108,6 +123,15 @@ opencl_device::opencl_device(std::shared_ptr<const driver> driver, cl_platform_i
     m_max_group_extent.resize(3, 1);
     // Reported in bits.
     m_base_alignment = device_value<cl_uint>(device, USM_CL_INFO(CL_DEVICE_MEM_BASE_ADDR_ALIGN), who) / 8u;
+    m_host_mirrors = host_copies_mirrors(device, who);
+    const char* limit = std::getenv("USM_CPU_COPY_MAX");  // NOLINT(concurrency-mt-unsafe)
+    if (m_host_mirrors) {
+        m_properties.cpu_copy_max = default_cpu_copy_max;
+        if (limit != nullptr && *limit != '\0') m_properties.cpu_copy_max = parse_size("USM_CPU_COPY_MAX", limit);
+    } else if (limit != nullptr && *limit != '\0') {
+        log(log_level::info, "USM_CPU_COPY_MAX is ignored on ", who,
+            ": only a CPU device with fine-grained SVM buffers lets the host copy its mirrors");
+    }
 
     // A context of its own per device: devices of one platform could share
     // one, but nothing in usm moves data between two devices' mirrors
@@ -120,7 +144,11 @@ opencl_device::opencl_device(std::shared_ptr<const driver> driver, cl_platform_i
     m_compute.handle = create_queue(m_context.get(), device, who, "compute");
     m_transfer.handle = create_queue(m_context.get(), device, who, "transfer");
     log(log_level::info, "opened OpenCL device ", who, " (", m_properties.driver, ", ",
-        format_bytes(m_properties.memory_bytes), ", largest buffer ", format_bytes(m_properties.max_allocation), ")");
+        format_bytes(m_properties.memory_bytes), ", largest buffer ", format_bytes(m_properties.max_allocation),
+        m_host_mirrors ? "; fine-grained SVM mirrors" : "; coarse-grained SVM mirrors",
+        m_properties.cpu_copy_max != 0 ? concat(", CPU copies up to ", format_bytes(m_properties.cpu_copy_max))
+                                       : std::string(),
+        ")");
 }
 
 opencl_device::~opencl_device() {
@@ -144,13 +172,18 @@ std::unique_ptr<device_mirror> opencl_device::create_mirror(std::size_t bytes) {
     context_handle context = context_handle::retain(m_context.get());
     // Alignment 0: the driver's default, at least the largest OpenCL C type
     // (128 bytes on PoCL). CL_MEM_READ_WRITE: kernels read and write mirrors.
-    void* base = clSVMAlloc(m_context.get(), CL_MEM_READ_WRITE, bytes, 0);
+    // Fine-grained where the host copies mirrors itself (m_host_mirrors),
+    // whether or not USM_CPU_COPY_MAX lets it, so both transfer paths run on
+    // the same memory.
+    const cl_svm_mem_flags flags = CL_MEM_READ_WRITE | (m_host_mirrors ? CL_MEM_SVM_FINE_GRAIN_BUFFER : 0);
+    void* base = clSVMAlloc(m_context.get(), flags, bytes, 0);
     if (base == nullptr)
         // clSVMAlloc reports no status, so driver_result() stays 0.
-        throw_error(errc::out_of_memory, "clSVMAlloc failed on ", name(), ": no device memory for a mirror of ",
-                    describe_bytes(bytes), " (device memory ", describe_bytes(m_properties.memory_bytes), ")");
+        throw_error(errc::out_of_memory, "clSVMAlloc failed on ", name(), ": no device memory for a ",
+                    m_host_mirrors ? "fine" : "coarse", "-grained mirror of ", describe_bytes(bytes),
+                    " (device memory ", describe_bytes(m_properties.memory_bytes), ")");
     try {
-        return std::make_unique<svm_mirror>(*this, std::move(context), base, bytes);
+        return std::make_unique<svm_mirror>(*this, std::move(context), base, bytes, m_host_mirrors);
     } catch (...) {
         clSVMFree(m_context.get(), base);
         throw;

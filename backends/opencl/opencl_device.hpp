@@ -3,7 +3,9 @@
 // Per device: its own cl_context, an in-order compute queue (launches) and a
 // separate in-order transfer queue (uploads, downloads), each with a timeline
 // of sync points (sync_point::queue 0 = compute, 1 = transfer). Mirrors are
-// coarse-grained SVM allocations, or host memory imported in place.
+// SVM allocations (fine-grained on a CPU device that offers it, so the host
+// may copy them itself: "CPU copies" in opencl_transfer.cpp), or host memory
+// imported in place.
 //
 // /* --- locks, in the order they are taken --- */
 //
@@ -13,7 +15,9 @@
 //   2. queue::submit_lock             - serialises enqueue + timeline::record on
 //      one queue so serials follow the queue's order. The core already makes
 //      one submitting call at a time; the lock keeps the backend correct
-//      without relying on that.
+//      without relying on that. The transfer queue's is also held across a
+//      CPU copy (its host waits and memcpy), which thereby stays ordered with
+//      the transfers enqueued before and after it.
 //   3. timeline's mutex               - counters and pending events; never held
 //      across a blocking driver call.
 //
@@ -25,6 +29,7 @@
 #include <CL/cl.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -60,26 +65,37 @@ private:
     std::byte* m_base;
 };
 
-/// A mirror: one coarse-grained SVM allocation (clSVMAlloc) of the device's
-/// context. SVM rather than cl_mem buffers because a launch passes a pointer
-/// into the middle of a mirror: clSetKernelArgSVMPointer takes any address
-/// inside an SVM allocation, whereas a cl_mem argument can only be offset by
-/// a sub-buffer whose origin is a multiple of CL_DEVICE_MEM_BASE_ADDR_ALIGN
-/// (128 bytes on PoCL, up to 4 KiB on GPUs), and a float array may start at
-/// any multiple of 4.
+/// A mirror: one SVM allocation (clSVMAlloc) of the device's context,
+/// coarse-grained, or fine-grained where the host may copy it itself
+/// (host_accessible()). SVM rather than cl_mem buffers because a launch
+/// passes a pointer into the middle of a mirror: clSetKernelArgSVMPointer
+/// takes any address inside an SVM allocation, whereas a cl_mem argument can
+/// only be offset by a sub-buffer whose origin is a multiple of
+/// CL_DEVICE_MEM_BASE_ADDR_ALIGN (128 bytes on PoCL, up to 4 KiB on GPUs),
+/// and a float array may start at any multiple of 4.
 class svm_mirror final : public opencl_mirror {
 public:
     /// Takes ownership of `base` (allocated by clSVMAlloc in `context`, of
     /// `bytes` bytes) and of the `context` reference, which keeps the context
     /// alive for clSVMFree even if the device is closed first.
-    svm_mirror(const opencl_device& owner, context_handle context, void* base, std::size_t bytes) noexcept
-        : opencl_mirror(owner, static_cast<std::byte*>(base), bytes), m_context(std::move(context)) {}
+    /// `host_accessible`: allocated with CL_MEM_SVM_FINE_GRAIN_BUFFER on a
+    /// CPU device, so the host may read and write base() directly, without
+    /// clEnqueueSVMMap, between the commands that use it.
+    svm_mirror(const opencl_device& owner, context_handle context, void* base, std::size_t bytes,
+               bool host_accessible) noexcept
+        : opencl_mirror(owner, static_cast<std::byte*>(base), bytes),
+          m_context(std::move(context)),
+          m_host_accessible(host_accessible) {}
     /// clSVMFree. The core destroys a mirror only after every sync point that
     /// used it is reached (device_interface.hpp), and clSVMFree does not wait.
     ~svm_mirror() override;
 
+    /// Whether the CPU copies to and from it with memcpy (see the constructor).
+    bool host_accessible() const noexcept { return m_host_accessible; }
+
 private:
     context_handle m_context;
+    bool m_host_accessible;
 };
 
 /// Host memory that kernels use in place (device_backend::import_host): a
@@ -131,6 +147,10 @@ public:
 
     const std::string& name() const noexcept { return m_properties.name; }
 
+    /// properties().cpu_copy_max on a device whose mirrors the host may copy
+    /// itself, unless USM_CPU_COPY_MAX says otherwise (as on Vulkan).
+    static constexpr std::uint64_t default_cpu_copy_max = std::uint64_t{1} << 20;
+
 private:
     /// sync_point::queue values.
     static constexpr std::uint32_t compute_queue = 0;
@@ -153,6 +173,11 @@ private:
     // The mirror as one of this device's SVM mirrors, which transfers copy
     // to and from; invalid_argument for another device's or an imported one.
     svm_mirror& copyable_mirror(device_mirror* mirror, const char* operation) const;
+    // For a CPU copy: blocks until every point in `wait_for` and every
+    // transfer enqueued so far is complete (what the queue would have waited
+    // for). Caller holds m_transfer.submit_lock. Throws device_lost or
+    // invalid_argument as wait() does.
+    void wait_before_cpu_copy(std::span<const sync_point> wait_for);
     // invalid_argument unless grid and group are non-zero and `group` fits
     // the device and `kernel`. (grid * group, two 32-bit factors, always
     // fits in a 64-bit size_t.)
@@ -163,6 +188,7 @@ private:
     device_properties m_properties;
     std::size_t m_max_group_size = 0;             // CL_DEVICE_MAX_WORK_GROUP_SIZE
     std::size_t m_base_alignment = 0;             // CL_DEVICE_MEM_BASE_ADDR_ALIGN, in bytes
+    bool m_host_mirrors = false;                  // mirrors are fine-grained SVM the host may copy
     std::vector<std::size_t> m_max_group_extent;  // CL_DEVICE_MAX_WORK_ITEM_SIZES
     device_health m_health;
     context_handle m_context;

@@ -130,6 +130,11 @@ void timeline::wait(std::uint64_t serial) {
     }
 }
 
+std::uint64_t timeline::last_issued() {
+    std::lock_guard lock(m_lock);
+    return m_issued;
+}
+
 void timeline::retire_finished() noexcept {
     try {
         std::lock_guard lock(m_lock);

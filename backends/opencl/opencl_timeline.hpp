@@ -78,6 +78,10 @@ public:
     /// them). Logs instead of throwing; used by wait_idle.
     void retire_finished() noexcept;
 
+    /// The serial of the latest submission (0 before the first). Waiting for
+    /// it waits for everything submitted so far, since the queue is in order.
+    std::uint64_t last_issued();
+
     const char* queue_name() const noexcept { return m_queue_name; }
 
 private:

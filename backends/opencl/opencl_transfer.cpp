@@ -6,9 +6,21 @@
 // Copies are clEnqueueSVMMemcpy between host memory and a mirror, zero fills
 // clEnqueueSVMMemFill. Adjacent operations are merged first, so a run of
 // pages that is contiguous on both sides costs one command.
+//
+// CPU copies: on a CPU device whose mirrors are fine-grained SVM
+// (svm_mirror::host_accessible), a batch of at most
+// properties().cpu_copy_max bytes is memcpy and memset on the calling
+// thread instead, once everything the queue would have waited for is
+// complete: its wait_for and every earlier transfer. A kernel in flight that
+// is not in wait_for is not waited for, exactly as the transfer queue would
+// not wait for it (the contract orders a transfer after wait_for and earlier
+// transfers only; the core passes what a batch must follow).
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <functional>
+#include <initializer_list>
+#include <span>
 
 #include "backends/opencl/opencl_check.hpp"
 #include "backends/opencl/opencl_device.hpp"
@@ -69,7 +81,34 @@ std::size_t fill_pattern_size(const region& r) noexcept {
 
 constexpr unsigned char zeros[128] = {};
 
+// True when the CPU copies this batch itself: every region is in a mirror the
+// host may access, and the batch is at most `limit` bytes (0: never).
+bool cpu_copies_take(std::span<const region> copies, std::span<const region> fills, std::uint64_t limit) noexcept {
+    if (limit == 0) return false;
+    std::uint64_t total = 0;
+    for (std::span<const region> regions : {copies, fills}) {
+        for (const region& r : regions) {
+            if (!r.mirror->host_accessible()) return false;
+            total += r.bytes;
+        }
+    }
+    return total <= limit;
+}
+
 }  // namespace
+
+/* --- CPU copies ------------------------------------------------------------ */
+
+void opencl_device::wait_before_cpu_copy(std::span<const sync_point> wait_for) {
+    // Every point is validated (queue_of) and waited for on its own queue's
+    // timeline; a failed command makes the device lost and throws here,
+    // before anything is copied.
+    for (const sync_point& point : wait_for) wait(point);
+    // Earlier transfers: write-after-write and read-after-write with what the
+    // queue still holds. The queue is in order, so its last serial covers
+    // them all.
+    if (const std::uint64_t last = m_transfer.points.last_issued(); last != 0) m_transfer.points.wait(last);
+}
 
 /* --- upload --------------------------------------------------------------- */
 
@@ -106,6 +145,18 @@ sync_point opencl_device::upload(std::span<const upload_op> copies, std::span<co
     m_health.throw_if_lost();
 
     std::lock_guard submit(m_transfer.submit_lock);
+    // A small batch into fine-grained mirrors of a CPU device: memset and
+    // memcpy now, no command. The empty point is correct: it is reached, and
+    // by then so is wait_for. The host's writes are seen by any command
+    // enqueued after this returns (fine-grained SVM: an enqueue is a
+    // synchronisation point). Fills first, as on the queue.
+    if ((!copy_regions.empty() || !fill_regions.empty()) &&
+        cpu_copies_take(copy_regions, fill_regions, m_properties.cpu_copy_max)) {
+        wait_before_cpu_copy(wait_for);
+        for (const region& r : fill_regions) std::memset(r.device, 0, r.bytes);
+        for (const region& r : copy_regions) std::memcpy(r.device, r.host, r.bytes);
+        return {};
+    }
     const std::vector<event_handle> waits = wait_events(wait_for, transfer_queue);
     const std::vector<cl_event> wait_list = raw_events(waits);
     const cl_command_queue transfer = m_transfer.handle.get();
@@ -186,6 +237,18 @@ void opencl_device::download(std::span<const download_op> copies, std::span<cons
     event_handle done;
     {
         std::lock_guard submit(m_transfer.submit_lock);
+        // A batch out of fine-grained mirrors of a CPU device: memcpy once
+        // its producers (wait_for: the kernel that last wrote each mirror)
+        // and earlier transfers are complete. Their completion, seen by this
+        // thread's wait, makes their writes visible to it. Any size: a
+        // download is synchronous, so this thread waits for the bytes anyway
+        // (as on Vulkan, docs/backends.md).
+        const std::uint64_t limit = m_properties.cpu_copy_max == 0 ? 0 : UINT64_MAX;
+        if (cpu_copies_take(regions, {}, limit)) {
+            wait_before_cpu_copy(wait_for);
+            for (const region& r : regions) std::memcpy(r.host, r.device, r.bytes);
+            return;
+        }
         const std::vector<event_handle> waits = wait_events(wait_for, transfer_queue);
         const std::vector<cl_event> wait_list = raw_events(waits);
         const cl_command_queue transfer = m_transfer.handle.get();
