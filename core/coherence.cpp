@@ -442,9 +442,7 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
                 rec.lost = false;
                 if (++rec.handovers >= 4 && in_place_capable) {
                     rec.handovers = 0;
-                    const std::size_t block_end = std::min((b + 1) * m_block_pages, a.page_count);
-                    for (std::size_t p = b * m_block_pages; p < block_end; ++p) a.set_accessed_by(p, l, true);
-                    ++m_counters.blocks_in_place;
+                    turn_in_place(a, b, l);
                 }
             }
             // Back within four budgets' worth of evictions of leaving: the
@@ -458,6 +456,14 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
             }
             rec.evicted_at = 0;
             if (++rec.bounces < 2) continue;
+            if (in_place_capable && m_thrash_in_place) {
+                // Where the device reaches host memory, a block that keeps
+                // bouncing stays there and is used in place: it needs no
+                // room at all, and nothing moves for it any more.
+                rec.bounces = 0;
+                turn_in_place(a, b, l);
+                continue;
+            }
             std::size_t pinned_now = 0;
             table.for_each([&](const allocation& other) {
                 for (const block_record& o : other.blocks[l]) pinned_now += o.pinned_until > dev.evictions ? 1 : 0;
@@ -528,6 +534,12 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
     // What is left over budget lies in blocks these ranges partly need (the
     // rest of such a block stays): at most a block per range end.
     return {};
+}
+
+void coherence::turn_in_place(allocation& a, std::size_t block, location l) {
+    const std::size_t end = std::min((block + 1) * m_block_pages, a.page_count);
+    for (std::size_t p = block * m_block_pages; p < end; ++p) a.set_accessed_by(p, l, true);
+    ++m_counters.blocks_in_place;
 }
 
 void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) {

@@ -58,9 +58,15 @@ public:
     /// host write fault opens, and the unit of device residency (LRU,
     /// eviction, bouncing).
     /// at once (an aligned block; nothing is copied for them).
+    /// `thrash_in_place`: blocks caught bouncing in and out of a device that
+    /// can reach host memory are used in place there (else pinned).
     coherence(address_space& space, usm::stats& counters, std::span<device_slot* const> devices,
-              std::size_t block_pages) noexcept
-        : m_space(space), m_counters(counters), m_devices(devices), m_block_pages(block_pages) {}
+              std::size_t block_pages, bool thrash_in_place) noexcept
+        : m_space(space),
+          m_counters(counters),
+          m_devices(devices),
+          m_block_pages(block_pages),
+          m_thrash_in_place(thrash_in_place) {}
 
     /// Creates the segments of `dev`'s copy of `a` that hold pages
     /// [first, end) and do not exist yet. Throws out_of_memory or
@@ -148,6 +154,9 @@ private:
     /// device holding them, and marks them host-valid: shared, or moved home
     /// (host only) where their preferred location is the host.
     void fetch_to_host(allocation& a, std::span<const std::size_t> pages);
+    /// Advises block `block` of `a` accessed_by `l`: later launches there
+    /// use it in host memory (counted in blocks_in_place).
+    void turn_in_place(allocation& a, std::size_t block, location l);
     /// Gives up block `block` of `a` on `dev`: pages only `dev` holds are
     /// written back first; the others are dropped there.
     void evict_block(allocation& a, device_slot& dev, std::size_t block);
@@ -159,6 +168,7 @@ private:
     usm::stats& m_counters;
     std::span<device_slot* const> m_devices;
     std::size_t m_block_pages;
+    bool m_thrash_in_place;
 };
 
 }  // namespace usm::detail

@@ -21,7 +21,7 @@ context_impl::context_impl(const context_options& options)
     : m_pid(::getpid()),
       m_options(resolve_options(options)),
       m_space(std::make_unique<address_space>(m_options.va_size)),
-      m_coherence(*m_space, m_stats, m_by_location, m_options.block_size >> page_shift) {
+      m_coherence(*m_space, m_stats, m_by_location, m_options.block_size >> page_shift, m_options.thrash_in_place) {
     // The signal path is the default: measured faster on the machines usm
     // runs on (docs/fault-paths.md).
     if (m_options.fault == usm::fault_path::userfaultfd) {

@@ -53,6 +53,15 @@ context_options resolve_options(const context_options& given) {
     if (const char* v = env("USM_BLOCK")) o.block_size = parse_size("USM_BLOCK", v);
     if (const char* v = env("USM_DEVICE_BUDGET")) o.device_budget = parse_size("USM_DEVICE_BUDGET", v);
     if (const char* v = env("USM_SEGMENT")) o.segment_size = parse_size("USM_SEGMENT", v);
+    if (const char* v = env("USM_THRASH")) {
+        const std::string t = v;
+        if (t == "in_place")
+            o.thrash_in_place = true;
+        else if (t == "pin")
+            o.thrash_in_place = false;
+        else
+            throw_error(errc::invalid_argument, "USM_THRASH=", t, " is not one of in_place, pin");
+    }
     if (const char* v = env("USM_FAULT")) {
         const std::string f = v;
         if (f == "signal")

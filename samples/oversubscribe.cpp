@@ -127,10 +127,11 @@ int main(int argc, char** argv) try {
                        ok, s);
         std::printf(
             "        budget %s, most resident %s; evicted %llu blocks (%llu pages), %llu pages written back, "
-            "%llu blocks pinned\n",
+            "%llu blocks pinned, %llu blocks turned to in-place access\n",
             mib_text(budget).c_str(), mib_text(most_resident).c_str(),
             static_cast<unsigned long long>(s.blocks_evicted), static_cast<unsigned long long>(s.pages_evicted),
-            static_cast<unsigned long long>(s.pages_written_back), static_cast<unsigned long long>(s.blocks_pinned));
+            static_cast<unsigned long long>(s.pages_written_back), static_cast<unsigned long long>(s.blocks_pinned),
+            static_cast<unsigned long long>(s.blocks_in_place));
         all_ok = all_ok && ok;
     }
     return all_ok ? 0 : 1;

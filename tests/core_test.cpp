@@ -124,6 +124,15 @@ TEST(options, device_budget_and_segment_size_come_from_the_environment_and_are_c
         auto o = resolve_options({});
         EXPECT_EQ(o.device_budget, std::size_t{96} << 20);
         EXPECT_EQ(o.segment_size, std::size_t{4} << 20);
+        EXPECT_TRUE(o.thrash_in_place);
+    }
+    {
+        scoped_env thrash("USM_THRASH", "pin");
+        EXPECT_FALSE(resolve_options({}).thrash_in_place);
+    }
+    {
+        scoped_env thrash("USM_THRASH", "sometimes");
+        EXPECT_THROW(resolve_options({}), usm::error);
     }
     auto rejected = [](std::size_t budget, std::size_t segment, const char* names) {
         usm::context_options o;

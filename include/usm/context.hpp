@@ -87,6 +87,12 @@ struct context_options {
     /// pages first arrive, and each kernel argument must lie within one
     /// aligned segment. A multiple of the block size.
     std::size_t segment_size = 0;
+    /// What happens to a block caught bouncing in and out of a device (evicted
+    /// and needed again soon, over and over): on a device that can reach host
+    /// memory (device_properties::host_memory_in_place), it is used in place
+    /// from then on, as if advised accessed_by; elsewhere, or when false, it is
+    /// pinned on the device for a while (USM_THRASH=in_place|pin).
+    bool thrash_in_place = true;
 };
 
 /// How a range is expected to be used (cudaMemAdvise, SYCL's mem_advise).
