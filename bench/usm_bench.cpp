@@ -224,6 +224,8 @@ std::string stats_json(const usm::stats& s) {
       << ", \"launches\": " << s.launches << ", \"kernel_waits\": " << s.kernel_waits
       << ", \"blocks_evicted\": " << s.blocks_evicted << ", \"pages_evicted\": " << s.pages_evicted
       << ", \"pages_written_back\": " << s.pages_written_back << ", \"blocks_pinned\": " << s.blocks_pinned
+      << ", \"pages_read_ahead\": " << s.pages_read_ahead << ", \"pages_in_place\": " << s.pages_in_place
+      << ", \"blocks_in_place\": " << s.blocks_in_place
       << ", \"summary\": " << quoted(s.to_string()) << "}";
     return o.str();
 }

@@ -143,6 +143,8 @@ result run_oversubscribed(const options& o, backend_setup& s) {
     r.extra.emplace_back("usm_blocks_evicted", static_cast<double>(r.stats->blocks_evicted));
     r.extra.emplace_back("usm_pages_written_back", static_cast<double>(r.stats->pages_written_back));
     r.extra.emplace_back("usm_blocks_pinned", static_cast<double>(r.stats->blocks_pinned));
+    r.extra.emplace_back("usm_blocks_in_place", static_cast<double>(r.stats->blocks_in_place));
+    r.extra.emplace_back("usm_pages_in_place", static_cast<double>(r.stats->pages_in_place));
     r.extra.emplace_back("usm_most_resident_bytes", static_cast<double>(over.most_resident()));
     r.extra.emplace_back("in_budget_blocks_evicted", static_cast<double>(in.blocks_evicted));
 
