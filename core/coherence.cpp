@@ -136,7 +136,11 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
         const sync_point producer[] = {a.last_write[from]};
         // Invariant 7: the bytes land in the alias; the view opens afterwards.
         testing::maybe_fail(testing::injected_call::download, *dev->backend);
+        const double began = m_trace.now();
         dev->backend->download(ops, producer);
+        m_trace.complete("download", "migration", tracer::this_thread(), began, m_trace.now(),
+                         concat("\"device\": ", dev->index, ", \"allocation\": ", a.id, ", \"pages\": ", count,
+                                ", \"bytes\": ", count * page_size, ", \"copies\": ", ops.size()));
         for (std::size_t page : pages)
             if (const page_state& st = a.pages[page];
                 !st.valid_at(host_location) && st.any_valid_except(host_location) == from)
@@ -340,7 +344,12 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
         testing::maybe_fail(testing::injected_call::upload, *dev.backend);
         std::span<const sync_point> after;
         if (!in_place_writer.empty()) after = {&in_place_writer, 1};
+        const double began = m_trace.now();
         staged = dev.backend->upload(copies, fills, after);
+        m_trace.complete(
+            "upload", "migration", tracer::this_thread(), began, m_trace.now(),
+            concat("\"device\": ", dev.index, ", \"pages\": ", copied, ", \"bytes\": ", copied * page_size,
+                   ", \"zero_filled_pages\": ", filled, ", \"queued\": ", staged.empty() ? "false" : "true"));
     } catch (...) {
         abandon_launch(ranges);
         throw;
@@ -554,6 +563,7 @@ void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) 
     }
     // Written back before anything is dropped: if the download throws, the
     // device still holds the only copy and nothing changed.
+    const double began = m_trace.now();
     fetch_to_host(a, alone);
     for (std::size_t p = first; p < end; ++p)
         if (const page_state& st = a.pages[p]; st.copy_at(l))
@@ -566,6 +576,9 @@ void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) 
     ++m_counters.blocks_evicted;
     m_counters.pages_evicted += held;
     m_counters.pages_written_back += alone.size();
+    m_trace.complete("evict", "eviction", tracer::this_thread(), began, m_trace.now(),
+                     concat("\"device\": ", dev.index, ", \"allocation\": ", a.id, ", \"block\": ", block,
+                            ", \"pages\": ", held, ", \"written_back\": ", alone.size()));
 }
 
 void coherence::release_empty_segments(allocation& a, device_slot& dev, const inflight_tracker& inflight) {

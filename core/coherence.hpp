@@ -25,6 +25,7 @@
 #include "core/allocation_table.hpp"
 #include "core/device_slot.hpp"
 #include "core/inflight.hpp"
+#include "core/trace.hpp"
 #include "usm/stats.hpp"
 
 namespace usm::detail {
@@ -61,12 +62,13 @@ public:
     /// `thrash_in_place`: blocks caught bouncing in and out of a device that
     /// can reach host memory are used in place there (else pinned).
     coherence(address_space& space, usm::stats& counters, std::span<device_slot* const> devices,
-              std::size_t block_pages, bool thrash_in_place) noexcept
+              std::size_t block_pages, bool thrash_in_place, tracer& trace) noexcept
         : m_space(space),
           m_counters(counters),
           m_devices(devices),
           m_block_pages(block_pages),
-          m_thrash_in_place(thrash_in_place) {}
+          m_thrash_in_place(thrash_in_place),
+          m_trace(trace) {}
 
     /// Creates the segments of `dev`'s copy of `a` that hold pages
     /// [first, end) and do not exist yet. Throws out_of_memory or
@@ -169,6 +171,7 @@ private:
     std::span<device_slot* const> m_devices;
     std::size_t m_block_pages;
     bool m_thrash_in_place;
+    tracer& m_trace;
 };
 
 }  // namespace usm::detail

@@ -21,7 +21,10 @@ context_impl::context_impl(const context_options& options)
     : m_pid(::getpid()),
       m_options(resolve_options(options)),
       m_space(std::make_unique<address_space>(m_options.va_size)),
-      m_coherence(*m_space, m_stats, m_by_location, m_options.block_size >> page_shift, m_options.thrash_in_place) {
+      m_trace(m_options.trace),
+      m_inflight(m_trace),
+      m_coherence(*m_space, m_stats, m_by_location, m_options.block_size >> page_shift, m_options.thrash_in_place,
+                  m_trace) {
     // The signal path is the default: measured faster on the machines usm
     // runs on (docs/fault-paths.md).
     if (m_options.fault == usm::fault_path::userfaultfd) {
@@ -103,6 +106,7 @@ void context_impl::open_device(driver& drv, const char* backend_name, std::size_
         segment = segment >= block_bytes ? segment & ~(block_bytes - 1) : segment & ~(page_size - 1);
         slot->segment_pages = std::max<std::size_t>(segment >> page_shift, 1);
         m_by_location[slot->where] = slot.get();
+        m_trace.name_track(tracer::queue_track(slot->index, 0), concat("device ", slot->index, " ", props.name));
         log(log_level::info, "device ", slot->index, ": ", props.name, " (", backend_name, ", ", props.driver,
             "), budget ", format_bytes(slot->budget_pages << page_shift), ", segments of ",
             format_bytes(slot->segment_pages << page_shift));
@@ -129,6 +133,14 @@ context_impl::~context_impl() {
         }
     }
     for (auto& slot : m_slots) slot->backend->wait_idle();
+    if (m_trace.on()) {
+        std::lock_guard lock(m_lock);
+        try {
+            m_inflight.retire_completed();  // the last kernels' trace events
+        } catch (const std::exception& e) {
+            log(log_level::error, "context teardown: ", e.what());
+        }
+    }
     if (m_uffd) m_uffd->stop();
     if (m_registered) unregister_fault_range(this);
     // Mirrors go with their allocations; the address space is unmapped last.
@@ -147,12 +159,14 @@ void context_impl::check_process(const char* operation) const {
 void context_impl::wait_unlocked(lock_type& lock, std::vector<pending_wait>& waits) {
     lock.unlock();
     context_mutex::assert_none_held();
+    const double began = m_trace.now();
     try {
         for (const pending_wait& w : waits) w.device->wait(w.point);
     } catch (...) {
         lock.lock();
         throw;
     }
+    m_trace.complete("wait", "wait", tracer::this_thread(), began, m_trace.now(), concat("\"points\": ", waits.size()));
     lock.lock();
     m_stats.kernel_waits += waits.size();
     waits.clear();
@@ -205,7 +219,8 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
             }
             const sync_point filled = m_coherence.stage_for_launch(dev, {&whole, 1});
             m_coherence.commit_launch(dev.where, {&whole, 1}, {});
-            m_inflight.add({dev.where, dev.backend, filled, {{a.get(), 0, pages, false}}, nullptr});
+            inflight_op op{dev.where, dev.backend, filled, {{a.get(), 0, pages, false}}, nullptr};
+            m_inflight.add(std::move(op));
         }
     } catch (...) {
         for (location l = 0; l < max_locations; ++l) m_resident[l] -= a->valid_pages[l];
@@ -257,7 +272,8 @@ bool context_impl::owns(const void* p) const noexcept {
 
 /* --- host faults -------------------------------------------------------- */
 
-bool context_impl::serve_host_access(void* address, host_access kind, bool count, bool map) {
+bool context_impl::serve_host_access(void* address, host_access kind, bool count, bool map, std::uint64_t thread) {
+    const double began = m_trace.now();
     lock_type lock(m_lock);
     bool waited = false;
     for (;;) {
@@ -270,7 +286,13 @@ bool context_impl::serve_host_access(void* address, host_access kind, bool count
         auto outcome = m_coherence.resolve_host_fault(*a, page, kind, m_inflight);
         if (outcome.waits.empty()) {
             // A fault is counted once, when usm had to act on it.
-            if (count && (outcome.changed || waited)) ++(write ? m_stats.host_write_faults : m_stats.host_read_faults);
+            if (count && (outcome.changed || waited)) {
+                ++(write ? m_stats.host_write_faults : m_stats.host_read_faults);
+                m_trace.complete(write ? "host write fault" : "host read fault", "fault",
+                                 thread != 0 ? thread : tracer::this_thread(), began, m_trace.now(),
+                                 concat("\"address\": \"", address, "\", \"allocation\": ", a->id, ", \"page\": ", page,
+                                        ", \"waited\": ", waited ? "true" : "false"));
+            }
             if (map) map_around(*a, page);
             return true;
         }
@@ -322,7 +344,7 @@ void context_impl::map_around(const allocation& a, std::size_t page) {
 
 void context_impl::serve_uffd_fault(const uffd_region::fault& f) noexcept {
     try {
-        if (!serve_host_access(f.address, f.kind, true, true)) {
+        if (!serve_host_access(f.address, f.kind, true, true, static_cast<std::uint64_t>(f.thread))) {
             // Freed meanwhile: the range is inaccessible now, so the retry
             // faults as a stray access.
             auto* page = reinterpret_cast<std::byte*>(reinterpret_cast<std::uintptr_t>(f.address) & ~(page_size - 1));

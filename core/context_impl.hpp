@@ -18,6 +18,7 @@
 #include "core/fault_uffd.hpp"
 #include "core/inflight.hpp"
 #include "core/lock_order.hpp"
+#include "core/trace.hpp"
 #include "usm/context.hpp"
 
 namespace usm::detail {
@@ -75,7 +76,8 @@ private:
     /// as needed. False when no allocation holds it. Throws on failure.
     /// On the userfaultfd path with `map`, also maps the page (and its
     /// neighbours in the same block that the host may touch the same way).
-    bool serve_host_access(void* address, host_access kind, bool count, bool map = false);
+    /// `thread` is the faulting thread's trace track (0: the calling one).
+    bool serve_host_access(void* address, host_access kind, bool count, bool map = false, std::uint64_t thread = 0);
     void map_around(const allocation& a, std::size_t page);
     /// The live allocation holding all of [p, p + bytes); throws
     /// not_a_usm_pointer or out_of_range naming `operation`. Under the lock.
@@ -102,6 +104,7 @@ private:
     std::vector<std::unique_ptr<device_slot>> m_slots;
     std::array<device_slot*, max_locations> m_by_location{};
 
+    tracer m_trace;                // before everything that records into it
     mutable context_mutex m_lock;  // core/lock_order.hpp, level 2
     allocation_table m_allocations;
     std::array<std::size_t, max_locations> m_resident{};  // valid pages per location, all allocations

@@ -6,7 +6,12 @@
 namespace usm::detail {
 
 void inflight_tracker::retire_completed() {
-    std::erase_if(m_ops, [](const inflight_op& op) { return op.device->reached(op.done); });
+    std::erase_if(m_ops, [this](const inflight_op& op) {
+        if (!op.device->reached(op.done)) return false;
+        if (!op.trace_name.empty())
+            m_trace.complete(op.trace_name, "kernel", op.trace_track, op.traced_at, m_trace.now());
+        return true;
+    });
 }
 
 std::vector<pending_wait> inflight_tracker::conflicts(const allocation& a, std::size_t first, std::size_t end,

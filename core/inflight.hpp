@@ -10,8 +10,11 @@
 #include <memory>
 #include <vector>
 
+#include <string>
+
 #include "core/device_interface.hpp"
 #include "core/page_state.hpp"
+#include "core/trace.hpp"
 
 namespace usm::detail {
 
@@ -38,11 +41,19 @@ struct inflight_op {
     sync_point done;
     std::vector<range_use> uses;
     std::shared_ptr<kernel_state> kernel;  // keeps the pipeline alive until done
+    /// Traced ops: the event's name, its track and when it was submitted
+    /// (it ends when usm sees it complete).
+    std::string trace_name{};
+    std::uint64_t trace_track = 0;
+    double traced_at = 0;
 };
 
 /// Guarded by the context lock.
 class inflight_tracker {
 public:
+    /// Ops with a trace name become trace events when they retire.
+    explicit inflight_tracker(tracer& trace) noexcept : m_trace(trace) {}
+
     void add(inflight_op op) { m_ops.push_back(std::move(op)); }
 
     /// Drops every op whose completion point is reached. Throws device_lost
@@ -72,6 +83,7 @@ public:
     bool empty() const noexcept { return m_ops.empty(); }
 
 private:
+    tracer& m_trace;
     std::vector<inflight_op> m_ops;
 };
 

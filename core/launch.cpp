@@ -131,6 +131,7 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
     const dims grid_dims = to_dims("grid", g.x, g.y, g.z);
     const dims group_dims = to_dims("group", l.x, l.y, l.z);
 
+    const double launched_at = m_trace.now();
     lock_type lock(m_lock);
     std::vector<range_request> ranges;
     for (;;) {
@@ -199,6 +200,7 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
             *same = up;  // one timeline: the latest point covers the earlier ones
     }
     sync_point done;
+    const double submitted = m_trace.now();
     try {
         m_lock.assert_held();
         done = dev.backend->launch(*k.state()->compiled, grid_dims, group_dims, bound, after);
@@ -209,6 +211,13 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
     m_coherence.commit_launch(dev.where, ranges, done);
 
     inflight_op op{dev.where, dev.backend, done, {}, k.state()};
+    if (m_trace.on()) {
+        op.trace_name = concat("kernel ", k.name());
+        op.trace_track = tracer::queue_track(dev.index, 0);
+        op.traced_at = submitted;
+        m_trace.complete(concat("launch ", k.name()), "launch", tracer::this_thread(), launched_at, m_trace.now(),
+                         concat("\"device\": ", dev.index, ", \"grid\": [", g.x, ", ", g.y, ", ", g.z, "]"));
+    }
     for (const range_request& r : ranges) op.uses.push_back({r.alloc, r.first_page, r.end_page, r.writes});
     op.uses.insert(op.uses.end(), empty_uses.begin(), empty_uses.end());
     m_inflight.add(std::move(op));

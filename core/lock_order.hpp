@@ -15,7 +15,9 @@
 //                                        argument state. Rank below the
 //                                        context: a backend never calls back
 //                                        into the core.
-//   4. diagnostics log sink            - leaf.
+//   4. tracer::m_lock (core/trace.hpp) - leaf: records a trace event, under
+//                                        any of the above.
+//   5. diagnostics log sink            - leaf.
 //
 // The SIGSEGV handler takes m_lock on the faulting thread. That is safe
 // because usm itself never touches the application view (it reads and writes

@@ -53,6 +53,7 @@ context_options resolve_options(const context_options& given) {
     if (const char* v = env("USM_BLOCK")) o.block_size = parse_size("USM_BLOCK", v);
     if (const char* v = env("USM_DEVICE_BUDGET")) o.device_budget = parse_size("USM_DEVICE_BUDGET", v);
     if (const char* v = env("USM_SEGMENT")) o.segment_size = parse_size("USM_SEGMENT", v);
+    if (const char* v = env("USM_TRACE")) o.trace = v;
     if (const char* v = env("USM_THRASH")) {
         const std::string t = v;
         if (t == "in_place")

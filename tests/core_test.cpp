@@ -127,6 +127,10 @@ TEST(options, device_budget_and_segment_size_come_from_the_environment_and_are_c
         EXPECT_TRUE(o.thrash_in_place);
     }
     {
+        scoped_env trace("USM_TRACE", "/tmp/run.json");
+        EXPECT_EQ(resolve_options({}).trace, "/tmp/run.json");
+    }
+    {
         scoped_env thrash("USM_THRASH", "pin");
         EXPECT_FALSE(resolve_options({}).thrash_in_place);
     }

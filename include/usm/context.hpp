@@ -52,7 +52,8 @@ enum class fault_path {
 };
 
 /// How a context is made. Environment variables (USM_BACKEND, USM_DEVICE,
-/// USM_VA_SIZE, USM_BLOCK, USM_FAULT, USM_DEVICE_BUDGET, USM_SEGMENT, USM_LOG)
+/// USM_VA_SIZE, USM_BLOCK, USM_FAULT, USM_DEVICE_BUDGET, USM_SEGMENT, USM_THRASH,
+/// USM_TRACE, USM_LOG)
 /// override these, so existing programs can be steered without rebuilding.
 struct context_options {
     /// "vulkan", "opencl" or "all" (every backend that has a device).
@@ -93,6 +94,10 @@ struct context_options {
     /// from then on, as if advised accessed_by; elsewhere, or when false, it is
     /// pinned on the device for a while (USM_THRASH=in_place|pin).
     bool thrash_in_place = true;
+    /// Where to write a Chrome trace-event JSON file of what usm did (host
+    /// faults, migrations, kernels, evictions, waits) when the context is
+    /// destroyed; empty for none (USM_TRACE). Opens in Perfetto.
+    std::string trace;
 };
 
 /// How a range is expected to be used (cudaMemAdvise, SYCL's mem_advise).
