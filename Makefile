@@ -30,6 +30,9 @@ demo: build
 	$(BUILD_DIR)/samples/heat2d
 	$(BUILD_DIR)/samples/pipeline
 	$(BUILD_DIR)/samples/oversubscribe
+	@echo "== heat2d traced (USM_TRACE, docs/tracing.md), drawn by usm-report =="
+	USM_TRACE=$(BUILD_DIR)/heat2d-trace.json $(BUILD_DIR)/samples/heat2d 256
+	$(BUILD_DIR)/tools/usm-report $(BUILD_DIR)/heat2d-trace.json -o $(BUILD_DIR)/heat2d-trace.svg
 
 # The device suites run twice: on the default (SIGSEGV) fault path, then on
 # userfaultfd. Suites that pin the path themselves (paths/, model/) run once.

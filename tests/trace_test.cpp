@@ -2,7 +2,7 @@
 // Chrome trace-event JSON (parsed with nlohmann::json), and its events say
 // what happened, in order: the upload before its kernel, the host read fault
 // after the kernel, the download inside the fault that needed it, evictions
-// under a budget, and waits.
+// under a budget, and waits; and usm-report's SVG has a bar for each event.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,12 +10,15 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <kernels/test_increment_cl.hpp>
 #include <kernels/test_increment_comp.hpp>
 
+#include "report.hpp"
 #include "support.hpp"
 
 namespace {
@@ -138,6 +141,26 @@ TEST_P(trace, is_trace_event_json_whose_events_follow_the_program) {
     EXPECT_EQ(evictions[1]["args"]["block"], 0);
     EXPECT_EQ(evictions[1]["args"]["written_back"], 512);
     EXPECT_LE(evictions[1]["ts"].get<double>(), kernels.back()["ts"].get<double>());
+
+    // usm-report draws one bar per event, on one row per track.
+    std::size_t complete = 0;
+    std::set<std::uint64_t> tracks;
+    for (const json& e : events) {
+        if (e["ph"] == "X") ++complete;
+        if (e["ph"] == "X" || (e["ph"] == "M" && e["name"] == "thread_name"))
+            tracks.insert(e["tid"].get<std::uint64_t>());
+    }
+    std::ostringstream svg;
+    const usm_report::summary drawn = usm_report::render(doc, "trace_test", svg);
+    EXPECT_EQ(drawn.bars, complete);
+    EXPECT_EQ(drawn.tracks, tracks.size());
+    const std::string text = svg.str();
+    EXPECT_EQ(text.rfind("<svg", 0), 0u);
+    EXPECT_NE(text.find("</svg>"), std::string::npos);
+    std::size_t rects = 0;
+    for (std::size_t at = text.find("<rect"); at != std::string::npos; at = text.find("<rect", at + 1)) ++rects;
+    EXPECT_EQ(rects, complete + 1 + 6);  // the bars, the background, the legend
+    EXPECT_THROW(usm_report::render(json::object(), "not a trace", svg), std::runtime_error);
 }
 
 }  // namespace
