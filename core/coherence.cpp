@@ -74,8 +74,18 @@ void coherence::ensure_segments(allocation& a, device_slot& dev, std::size_t fir
     for (std::size_t s = first / per; s * per < end; ++s) {
         if (segments[s]) continue;
         testing::maybe_fail(testing::injected_call::create_mirror, *dev.backend);
-        segments[s] = dev.backend->create_mirror(std::min(per, a.page_count - s * per) << page_shift);
+        const std::size_t pages = std::min(per, a.page_count - s * per);
+        segments[s] = dev.backend->create_mirror(pages << page_shift);
+        dev.segment_pages_live += pages;
     }
+}
+
+std::size_t coherence::live_segment_pages(const allocation& a, location l) const noexcept {
+    const std::size_t per = m_devices[l]->segment_pages;
+    std::size_t pages = 0;
+    for (std::size_t s = 0; s < a.segments[l].size(); ++s)
+        if (a.segments[l][s]) pages += std::min(per, a.page_count - s * per);
+    return pages;
 }
 
 std::pair<device_mirror*, std::size_t> coherence::segment_at(const allocation& a, location l,
@@ -109,11 +119,14 @@ void coherence::init_allocation(allocation& a) {
 /* --- device -> host ----------------------------------------------------- */
 
 void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages) {
-    // Preferred at home: the page moves instead of being shared.
+    // Preferred at home: the page moves instead of being shared, unless a
+    // device holds it in place: that copy takes no device memory, and a
+    // kernel there may still be reading it (a host-exclusive page would let
+    // the host write under it).
     auto now_on_host = [&](std::size_t page) {
         const page_state& st = a.pages[page];
-        a.set_copies(page, st.advice.prefers(host_location) ? bit(host_location) : st.valid | bit(host_location),
-                     st.zero);
+        const bool move = st.advice.prefers(host_location) && st.in_place == 0;
+        a.set_copies(page, move ? bit(host_location) : st.valid | bit(host_location), st.zero);
     };
     // A device's in-place copy is already in host memory: nothing to copy.
     for (std::size_t page : pages)
@@ -138,9 +151,10 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
         testing::maybe_fail(testing::injected_call::download, *dev->backend);
         const double began = m_trace.now();
         dev->backend->download(ops, producer);
-        m_trace.complete("download", "migration", tracer::this_thread(), began, m_trace.now(),
-                         concat("\"device\": ", dev->index, ", \"allocation\": ", a.id, ", \"pages\": ", count,
-                                ", \"bytes\": ", count * page_size, ", \"copies\": ", ops.size()));
+        if (m_trace.on())
+            m_trace.complete("download", "migration", tracer::this_thread(), began, m_trace.now(),
+                             concat("\"device\": ", dev->index, ", \"allocation\": ", a.id, ", \"pages\": ", count,
+                                    ", \"bytes\": ", count * page_size, ", \"copies\": ", ops.size()));
         for (std::size_t page : pages)
             if (const page_state& st = a.pages[page];
                 !st.valid_at(host_location) && st.any_valid_except(host_location) == from)
@@ -346,10 +360,11 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
         if (!in_place_writer.empty()) after = {&in_place_writer, 1};
         const double began = m_trace.now();
         staged = dev.backend->upload(copies, fills, after);
-        m_trace.complete(
-            "upload", "migration", tracer::this_thread(), began, m_trace.now(),
-            concat("\"device\": ", dev.index, ", \"pages\": ", copied, ", \"bytes\": ", copied * page_size,
-                   ", \"zero_filled_pages\": ", filled, ", \"queued\": ", staged.empty() ? "false" : "true"));
+        if (m_trace.on())
+            m_trace.complete(
+                "upload", "migration", tracer::this_thread(), began, m_trace.now(),
+                concat("\"device\": ", dev.index, ", \"pages\": ", copied, ", \"bytes\": ", copied * page_size,
+                       ", \"zero_filled_pages\": ", filled, ", \"queued\": ", staged.empty() ? "false" : "true"));
     } catch (...) {
         abandon_launch(ranges);
         throw;
@@ -483,6 +498,13 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
             ++m_counters.blocks_pinned;
         }
     }
+    // Copies also leave without eviction (a write elsewhere, a page moving
+    // home, in-place use): once the driver holds more than the budget in
+    // segments, give back every one that is empty now.
+    if (dev.segment_pages_live > dev.budget_pages)
+        table.for_each([&](allocation& a) {
+            if (!a.segments[l].empty()) release_empty_segments(a, dev, inflight);
+        });
     const std::size_t resident = (*ranges.front().alloc->resident)[l];
     if (missing == 0 || resident + missing <= dev.budget_pages) return {};
     std::size_t excess = resident + missing - dev.budget_pages;
@@ -576,9 +598,10 @@ void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) 
     ++m_counters.blocks_evicted;
     m_counters.pages_evicted += held;
     m_counters.pages_written_back += alone.size();
-    m_trace.complete("evict", "eviction", tracer::this_thread(), began, m_trace.now(),
-                     concat("\"device\": ", dev.index, ", \"allocation\": ", a.id, ", \"block\": ", block,
-                            ", \"pages\": ", held, ", \"written_back\": ", alone.size()));
+    if (m_trace.on())
+        m_trace.complete("evict", "eviction", tracer::this_thread(), began, m_trace.now(),
+                         concat("\"device\": ", dev.index, ", \"allocation\": ", a.id, ", \"block\": ", block,
+                                ", \"pages\": ", held, ", \"written_back\": ", alone.size()));
 }
 
 void coherence::release_empty_segments(allocation& a, device_slot& dev, const inflight_tracker& inflight) {
@@ -590,7 +613,10 @@ void coherence::release_empty_segments(allocation& a, device_slot& dev, const in
         const std::size_t first = s * per, end = std::min(first + per, a.page_count);
         bool empty = true;
         for (std::size_t p = first; p < end && empty; ++p) empty = !a.pages[p].copy_at(l);
-        if (empty && !inflight.busy_at(a, first, end, l)) segments[s].reset();
+        if (empty && !inflight.busy_at(a, first, end, l)) {
+            segments[s].reset();
+            dev.segment_pages_live -= end - first;
+        }
     }
 }
 

@@ -80,6 +80,9 @@ public:
     /// offset within it. The segment must exist.
     std::pair<device_mirror*, std::size_t> segment_at(const allocation& a, location l, std::size_t offset) const;
 
+    /// Pages in `a`'s live segments at location `l`.
+    std::size_t live_segment_pages(const allocation& a, location l) const noexcept;
+
     /// Makes room on `dev` for `ranges` ahead of a launch or prefetch named
     /// `operation`: marks their blocks used (LRU), notices blocks coming back
     /// soon after they were evicted (pinning those that keep bouncing), then

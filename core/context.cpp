@@ -166,7 +166,9 @@ void context_impl::wait_unlocked(lock_type& lock, std::vector<pending_wait>& wai
         lock.lock();
         throw;
     }
-    m_trace.complete("wait", "wait", tracer::this_thread(), began, m_trace.now(), concat("\"points\": ", waits.size()));
+    if (m_trace.on())
+        m_trace.complete("wait", "wait", tracer::this_thread(), began, m_trace.now(),
+                         concat("\"points\": ", waits.size()));
     lock.lock();
     m_stats.kernel_waits += waits.size();
     waits.clear();
@@ -224,6 +226,9 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
         }
     } catch (...) {
         for (location l = 0; l < max_locations; ++l) m_resident[l] -= a->valid_pages[l];
+        for (location l = 1; l < max_locations; ++l)
+            if (m_by_location[l] != nullptr)
+                m_by_location[l]->segment_pages_live -= m_coherence.live_segment_pages(*a, l);
         m_space->release(*base, (pages + 1) << page_shift);
         throw;
     }
@@ -259,6 +264,11 @@ void context_impl::free(const void* p) {
 void context_impl::free_locked(lock_type&, allocation& a) {
     std::unique_ptr<allocation> gone = m_allocations.remove(a);
     for (location l = 0; l < max_locations; ++l) m_resident[l] -= gone->valid_pages[l];
+    for (location l = 1; l < max_locations; ++l)
+        if (m_by_location[l] != nullptr)
+            m_by_location[l]->segment_pages_live -= m_coherence.live_segment_pages(*gone, l);
+    // Drivers let go of imported host memory before its pages are dropped.
+    for (auto& import : gone->imports) import.reset();
     --m_stats.allocations;
     m_stats.bytes_allocated -= gone->bytes;
     m_space->release(gone->base, (gone->page_count + 1) << page_shift);
@@ -288,10 +298,11 @@ bool context_impl::serve_host_access(void* address, host_access kind, bool count
             // A fault is counted once, when usm had to act on it.
             if (count && (outcome.changed || waited)) {
                 ++(write ? m_stats.host_write_faults : m_stats.host_read_faults);
-                m_trace.complete(write ? "host write fault" : "host read fault", "fault",
-                                 thread != 0 ? thread : tracer::this_thread(), began, m_trace.now(),
-                                 concat("\"address\": \"", address, "\", \"allocation\": ", a->id, ", \"page\": ", page,
-                                        ", \"waited\": ", waited ? "true" : "false"));
+                if (m_trace.on())
+                    m_trace.complete(write ? "host write fault" : "host read fault", "fault",
+                                     thread != 0 ? thread : tracer::this_thread(), began, m_trace.now(),
+                                     concat("\"address\": \"", address, "\", \"allocation\": ", a->id,
+                                            ", \"page\": ", page, ", \"waited\": ", waited ? "true" : "false"));
             }
             if (map) map_around(*a, page);
             return true;
@@ -502,6 +513,13 @@ void context_impl::check_invariants() const {
     m_allocations.for_each([&](const allocation& a) {
         for (location l = 0; l < max_locations; ++l) resident[l] += a.valid_pages[l];
     });
+    for (const auto& slot : m_slots) {
+        std::size_t live = 0;
+        m_allocations.for_each([&](const allocation& a) { live += m_coherence.live_segment_pages(a, slot->where); });
+        if (live != slot->segment_pages_live)
+            throw std::logic_error(concat("usm device memory count of device ", slot->index, " is out of date: ",
+                                          slot->segment_pages_live, " pages counted, ", live, " in live segments"));
+    }
     if (resident != m_resident)
         throw std::logic_error(concat("usm residency count is out of date: ", m_resident[1],
                                       " pages counted on device 0, ", resident[1], " found"));

@@ -27,6 +27,9 @@ struct device_slot {
     /// launch or prefetch here, `evictions` at every block evicted from here.
     std::uint64_t clock = 0;
     std::uint64_t evictions = 0;
+    /// Pages of device memory in live segments (all allocations): what the
+    /// driver really holds, where the budget counts valid pages.
+    std::size_t segment_pages_live = 0;
 };
 
 /// Behind usm::kernel. Holds the device alive, so a kernel may outlive its

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <kernels/test_cl_slow_add_cl.hpp>
 #include <kernels/test_increment_cl.hpp>
 #include <kernels/test_increment_comp.hpp>
 #include <kernels/test_slow_fill_cl.hpp>
@@ -417,6 +418,48 @@ TEST_P(budget, a_block_handed_back_and_forth_with_the_host_is_then_accessed_in_p
     for (std::size_t round = 5; round < moved.size(); ++round) EXPECT_EQ(moved[round], 0u) << "round " << round + 1;
     EXPECT_EQ(device_pages(0), 0u);
     ctx->impl().check_invariants();
+}
+
+TEST_P(budget, device_memory_left_empty_by_host_writes_is_given_back) {
+    // Each block's device copy is dropped by a host write, not by eviction:
+    // its segment must still go back once the driver holds more than the
+    // budget.
+    usm::detail::device_slot& slot = *dev->slot();
+    for (std::size_t k = 0; k < 16; ++k) {
+        auto x = ctx->alloc<std::uint32_t>(block_words);
+        dev->launch(increment, groups_for(block_words), usm::group{64}, usm::read_write(x, block_words),
+                    static_cast<std::uint32_t>(block_words))
+            .wait();
+        for (std::size_t i = 0; i < block_words; i += 1024) x[i] = 5;
+        EXPECT_LE(slot.segment_pages_live, slot.budget_pages + block_pages) << "after allocation " << k;
+        blocks.push_back(x);  // freed by TearDown
+    }
+    EXPECT_EQ(dev->resident_bytes(), 0u);
+    ctx->impl().check_invariants();
+}
+
+TEST_P(budget, a_host_read_does_not_move_home_a_page_an_in_place_kernel_is_reading) {
+    if (!dev->properties().host_memory_in_place) GTEST_SKIP() << dev->name() << " cannot access host memory in place";
+    if (dev->backend() != usm::backend::opencl) GTEST_SKIP() << "the slow reading kernel is OpenCL C";
+    const std::size_t n = 64 * 1024;
+    usm::kernel slow = dev->load_kernel(usm::opencl_c(usm::kernels::test_cl_slow_add_cl), "test_cl_slow_add");
+    auto x = ctx->alloc<std::uint32_t>(n, usm::placement::host());
+    auto y = ctx->alloc<std::uint32_t>(n);
+    for (std::size_t i = 0; i < n; ++i) x[i] = 1;
+    ctx->advise(x, n, usm::advice::accessed_by, *dev);
+    dev->launch(increment, groups_for(n), usm::group{64}, usm::read_write(x, n), static_cast<std::uint32_t>(n))
+        .wait();  // x is 2, valid in place only
+    const std::uint32_t rounds = 40000;
+    usm::event running = dev->launch(slow, groups_for(n), usm::group{64}, usm::read(x, n), usm::write(y, n),
+                                     static_cast<std::uint32_t>(n), rounds);
+    EXPECT_EQ(x[0], 2u);  // shared with the in-place copy, not moved home
+    ASSERT_FALSE(running.ready()) << "the kernel ended before the host read: nothing was shown";
+    const usm::stats before = ctx->stats();
+    x[0] = 1000;  // must wait for the kernel reading it
+    EXPECT_GE(since(before).kernel_waits, 1u);
+    EXPECT_EQ(y[0], 2 + slow_value(0, rounds));
+    ctx->free(x);
+    ctx->free(y);
 }
 
 USM_INSTANTIATE_PER_BACKEND(budget);
