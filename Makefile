@@ -30,6 +30,8 @@ demo: build
 	$(BUILD_DIR)/samples/heat2d
 	$(BUILD_DIR)/samples/pipeline
 	$(BUILD_DIR)/samples/oversubscribe
+	$(BUILD_DIR)/samples/linked_list
+	$(BUILD_DIR)/samples/tree
 	@echo "== heat2d traced (USM_TRACE, docs/tracing.md), drawn by usm-report =="
 	USM_TRACE=$(BUILD_DIR)/heat2d-trace.json $(BUILD_DIR)/samples/heat2d 256
 	$(BUILD_DIR)/tools/usm-report $(BUILD_DIR)/heat2d-trace.json -o $(BUILD_DIR)/heat2d-trace.svg

@@ -275,7 +275,8 @@ std::vector<pending_wait> coherence::launch_conflicts(std::span<const range_requ
     return waits;
 }
 
-sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_request> ranges) {
+sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_request> ranges,
+                                       std::span<const upload_op> extra) {
     const location where = dev.where;
     for (const range_request& r : ranges)
         if (!r.in_place) ensure_segments(*r.alloc, dev, r.first_page, r.end_page);
@@ -351,7 +352,9 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
             }
         }
     }
-    if (copies.empty() && fills.empty()) return {};
+    const bool migrates = !copies.empty() || !fills.empty();
+    if (!migrates && extra.empty()) return {};
+    copies.insert(copies.end(), extra.begin(), extra.end());
 
     sync_point staged;
     try {
@@ -376,7 +379,7 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     m_counters.pages_to_device += copied;
     m_counters.bytes_to_device += copied * page_size;
     m_counters.pages_zero_filled += filled;
-    ++m_counters.transfer_batches;
+    if (migrates) ++m_counters.transfer_batches;
     return staged;
 }
 

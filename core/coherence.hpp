@@ -131,7 +131,10 @@ public:
     /// then submits one upload batch of copies and fills. Returns the batch's
     /// completion point (empty when nothing moved). States do not change until
     /// commit_launch. On throw, protections are restored and nothing is lost.
-    sync_point stage_for_launch(device_slot& dev, std::span<const range_request> ranges);
+    /// `extra` copies ride in the same batch (the device page table's changed
+    /// entries and the launch's space block).
+    sync_point stage_for_launch(device_slot& dev, std::span<const range_request> ranges,
+                                std::span<const upload_op> extra = {});
 
     /// The launch was submitted: pages read become shared with `where`, pages
     /// written become exclusive to it. `done` is the launch's point.

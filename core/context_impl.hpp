@@ -94,6 +94,27 @@ private:
     /// device that can (importing the allocation's host memory the first
     /// time; a refused import falls back to migration, logged once).
     void choose_in_place(device_slot& dev, std::vector<range_request>& ranges);
+    /// What the rounds of a launch through the page table share.
+    struct table_launch {
+        bool anywhere = false;                ///< usm::any (else usm::declared)
+        std::vector<range_request> serviced;  ///< pages earlier rounds' device faults brought
+    };
+    /// Stages, binds and submits one launch (and, with `table`, the page
+    /// table in step with it); returns its point. Under the lock.
+    sync_point submit_launch(lock_type& lock, device_slot& dev, const kernel& k, dims grid_dims, dims group_dims,
+                             grid g, std::span<const launch_arg> args, table_launch* table);
+    /// A launch that takes the page table: submits, waits, reads the faults
+    /// the kernel recorded, services them and runs it again while replayable
+    /// (core/device_faults.cpp).
+    event launch_through_table(device_slot& dev, const kernel& k, dims grid_dims, dims group_dims, grid g,
+                               std::span<const launch_arg> args, table_launch& table, bool replayable);
+    /// The page table's changed entries and the space block for a launch over
+    /// `ranges` (segments made), as uploads; fills `reachable` with the
+    /// mirrors its entries point into and `uses` with the allocations the
+    /// kernel may reach beyond `ranges`.
+    std::vector<upload_op> prepare_table(device_slot& dev, std::span<const range_request> ranges,
+                                         std::span<const launch_arg> args, const table_launch& table,
+                                         std::vector<const device_mirror*>& reachable, std::vector<range_use>& uses);
     /// Resolves a launch's memory arguments to page ranges; throws on bad ones.
     std::vector<range_request> resolve_ranges(const device_slot& dev, std::span<const launch_arg> args) const;
 

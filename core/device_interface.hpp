@@ -122,6 +122,10 @@ struct bound_arg {
     std::size_t offset = 0;
     std::size_t bytes = 0;
     access mode = access::read;
+    // Other mirrors the kernel may reach through addresses stored in this
+    // argument's memory (the page table behind usm::any): valid during the
+    // call. OpenCL names them to the driver (CL_KERNEL_EXEC_INFO_SVM_PTRS).
+    std::span<const device_mirror* const> reaches{};
     // kind::value: `size` bytes at `value` (valid during the call), whose C++
     // alignment is `align`.
     const void* value = nullptr;
@@ -166,6 +170,11 @@ public:
         (void)bytes;
         throw error(errc::unsupported, properties().name + ": kernels cannot access host memory in place");
     }
+
+    /// The address a kernel uses for byte 0 of `mirror` (a buffer device
+    /// address, an SVM pointer, or the host address of an import), as the
+    /// device page table stores it. `mirror` must be this device's.
+    virtual std::uint64_t device_address(const device_mirror& mirror) const = 0;
 
     /// One transfer batch towards the device: every copy and fill in one
     /// submission where the backend can (copies of one mirror merged into one

@@ -8,6 +8,7 @@
 
 #include "core/device_interface.hpp"
 #include "core/page_state.hpp"
+#include "core/page_table.hpp"
 
 namespace usm::detail {
 
@@ -30,6 +31,8 @@ struct device_slot {
     /// Pages of device memory in live segments (all allocations): what the
     /// driver really holds, where the budget counts valid pages.
     std::size_t segment_pages_live = 0;
+    /// The page table behind usm::any and usm::declared launches here.
+    device_page_table table;
 };
 
 /// Behind usm::kernel. Holds the device alive, so a kernel may outlive its

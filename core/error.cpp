@@ -34,6 +34,8 @@ public:
                 return "context belongs to another process";
             case errc::no_device:
                 return "no usable device";
+            case errc::device_fault:
+                return "device fault";
         }
         return "unknown usm error";
     }

@@ -4,6 +4,7 @@
 
 #include "core/context_impl.hpp"
 #include "core/diagnostics.hpp"
+#include "kernels/usm_cl.hpp"
 
 namespace usm::detail {
 
@@ -29,6 +30,33 @@ dims to_dims(const char* what, std::size_t x, std::size_t y, std::size_t z) {
     return {static_cast<std::uint32_t>(x), static_cast<std::uint32_t>(y), static_cast<std::uint32_t>(z)};
 }
 
+/// `source` with a line `#include "usm.cl"` (or <usm.cl>) replaced by the
+/// helpers' text (shaders/usm.cl), line numbers kept for build logs. The
+/// driver's compiler has no file to include: usm carries it.
+std::string with_usm_helpers(std::string_view source) {
+    std::string out;
+    std::size_t line = 1, at = 0;
+    while (at < source.size()) {
+        std::size_t end = source.find('\n', at);
+        if (end == std::string_view::npos) end = source.size();
+        const std::string_view text = source.substr(at, end - at);
+        const std::size_t hash = text.find_first_not_of(" \t");
+        std::string_view directive = hash == std::string_view::npos ? std::string_view{} : text.substr(hash);
+        const bool includes =
+            directive.starts_with("#include") && (directive.find("\"usm.cl\"") != std::string_view::npos ||
+                                                  directive.find("<usm.cl>") != std::string_view::npos);
+        if (includes) {
+            out += concat("#line 1 \"usm.cl\"\n", usm::kernels::usm_cl, "\n#line ", line + 1, "\n");
+        } else {
+            out += text;
+            out += '\n';
+        }
+        at = end + 1;
+        ++line;
+    }
+    return out;
+}
+
 }  // namespace
 
 /* --- kernels ------------------------------------------------------------ */
@@ -50,7 +78,8 @@ kernel context_impl::load_kernel(device_slot& dev, const opencl_c& code, std::st
     state->backend = dev.backend;
     state->slot = &dev;
     context_mutex::assert_none_held();
-    state->compiled = dev.backend->build_opencl_c(code.source, code.options, entry);
+    const std::string source = with_usm_helpers(code.source);
+    state->compiled = dev.backend->build_opencl_c(source, code.options, entry);
     ensure_fault_handler_on_top();
     return kernel(std::move(state));
 }
@@ -131,11 +160,37 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
     const dims grid_dims = to_dims("grid", g.x, g.y, g.z);
     const dims group_dims = to_dims("group", l.x, l.y, l.z);
 
-    const double launched_at = m_trace.now();
+    bool takes_table = false, replayable = false;
+    table_launch table;
+    for (const launch_arg& a : args) {
+        if (a.what == launch_arg::kind::space) {
+            if (takes_table)
+                throw_error(errc::invalid_argument, "launch of '", k.name(), "' on ", dev.backend->properties().name,
+                            ": usm::any or usm::declared given twice (a kernel has one usm_space parameter)");
+            takes_table = true;
+            table.anywhere = a.anywhere;
+        }
+        replayable = replayable || a.what == launch_arg::kind::replay;
+    }
+    if (replayable && !takes_table)
+        throw_error(errc::invalid_argument, "launch of '", k.name(), "' on ", dev.backend->properties().name,
+                    ": usm::replayable without usm::any or usm::declared; only kernels that take the page table "
+                    "record device faults to replay");
+    if (takes_table) return launch_through_table(dev, k, grid_dims, group_dims, g, args, table, replayable);
+
     lock_type lock(m_lock);
+    return event(std::make_shared<event_state>(
+        event_state{dev.backend, submit_launch(lock, dev, k, grid_dims, group_dims, g, args, nullptr)}));
+}
+
+sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const kernel& k, dims grid_dims,
+                                       dims group_dims, grid g, std::span<const launch_arg> args, table_launch* table) {
+    const double launched_at = m_trace.now();
     std::vector<range_request> ranges;
     for (;;) {
-        ranges = merge_requests(resolve_ranges(dev, args));
+        std::vector<range_request> requested = resolve_ranges(dev, args);
+        if (table != nullptr) requested.insert(requested.end(), table->serviced.begin(), table->serviced.end());
+        ranges = merge_requests(std::move(requested));
         choose_in_place(dev, ranges);
         m_inflight.retire_completed();
         auto waits = m_coherence.launch_conflicts(ranges, dev.where, m_inflight);
@@ -144,15 +199,40 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
         wait_unlocked(lock, waits);  // allocations may change meanwhile: resolve again
     }
 
-    m_coherence.stage_for_launch(dev, ranges);  // its point becomes each allocation's last_upload
+    // The page table, brought in step with what the states will be once this
+    // launch's pages are staged, rides in the staging batch.
+    std::vector<upload_op> table_ops;
+    std::vector<const device_mirror*> reachable;
+    std::vector<range_use> table_uses;
+    if (table != nullptr) {
+        for (const range_request& r : ranges)
+            if (!r.in_place) m_coherence.ensure_segments(*r.alloc, dev, r.first_page, r.end_page);
+        table_ops = prepare_table(dev, ranges, args, *table, reachable, table_uses);
+    }
 
-    std::vector<bound_arg> bound(args.size());
+    sync_point staged;
+    try {
+        staged =
+            m_coherence.stage_for_launch(dev, ranges, table_ops);  // its point becomes each allocation's last_upload
+    } catch (...) {
+        if (table != nullptr) dev.table.invalidate();  // the table's copy may be half written
+        throw;
+    }
+
+    std::vector<bound_arg> bound;
+    bound.reserve(args.size());
     std::vector<range_use> empty_uses;  // zero-byte arguments: they hold a segment, touch nothing
     for (std::size_t i = 0; i < args.size(); ++i) {
         const launch_arg& a = args[i];
-        bound_arg& b = bound[i];
-        b.what = a.what;
-        if (a.what == launch_arg::kind::memory) {
+        if (a.what == launch_arg::kind::replay) continue;  // binds no parameter
+        bound_arg& b = bound.emplace_back();
+        b.what = a.what == launch_arg::kind::value ? launch_arg::kind::value : launch_arg::kind::memory;
+        if (a.what == launch_arg::kind::space) {
+            b.mirror = &dev.table.block(*dev.backend);
+            b.bytes = space_block_bytes;
+            b.mode = access::read_write;
+            b.reaches = reachable;
+        } else if (a.what == launch_arg::kind::memory) {
             allocation* owner = m_allocations.find(a.memory.address);
             const auto offset = static_cast<std::size_t>(static_cast<const std::byte*>(a.memory.address) - owner->base);
             if (std::any_of(ranges.begin(), ranges.end(),
@@ -190,15 +270,16 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
     // After this launch's own uploads and any earlier ones into its
     // allocations (a prefetch's) that may still be copying.
     std::vector<sync_point> after;
-    for (const range_request& r : ranges) {
-        const sync_point up = r.alloc->last_upload[dev.where];
-        if (up.empty()) continue;
+    auto wait_for = [&](sync_point up) {
+        if (up.empty()) return;
         auto same = std::ranges::find_if(after, [&](const sync_point& s) { return s.queue == up.queue; });
         if (same == after.end())
             after.push_back(up);
         else if (same->value < up.value)
             *same = up;  // one timeline: the latest point covers the earlier ones
-    }
+    };
+    wait_for(staged);
+    for (const range_request& r : ranges) wait_for(r.alloc->last_upload[dev.where]);
     sync_point done;
     const double submitted = m_trace.now();
     try {
@@ -220,9 +301,10 @@ event context_impl::launch(device_slot& dev, const kernel& k, grid g, group l, s
     }
     for (const range_request& r : ranges) op.uses.push_back({r.alloc, r.first_page, r.end_page, r.writes});
     op.uses.insert(op.uses.end(), empty_uses.begin(), empty_uses.end());
+    op.uses.insert(op.uses.end(), table_uses.begin(), table_uses.end());
     m_inflight.add(std::move(op));
     ++m_stats.launches;
-    return event(std::make_shared<event_state>(event_state{dev.backend, done}));
+    return done;
 }
 
 }  // namespace usm::detail

@@ -1,5 +1,10 @@
 // core/lock_order.hpp - every lock in usm, in the order they may be taken.
 //
+//   0. device_page_table::m_launch    - one launch through a device's page
+//                                        table at a time (core/page_table.hpp).
+//                                        Held across the whole launch, its
+//                                        kernel waits and replays; taken while
+//                                        holding no other usm lock.
 //   1. fault_signal: g_install_mutex   - the handler registry's writers. Taken
 //                                        alone (context creation/teardown,
 //                                        after driver calls). Never held while
@@ -34,7 +39,7 @@ namespace usm::detail {
 
 /// The levels above, as numbers: a thread may take a lock only while every
 /// lock it holds has a lower level.
-enum class lock_level : unsigned { install = 1, context = 2 };
+enum class lock_level : unsigned { device_table = 0, install = 1, context = 2 };
 
 /// Reports a broken lock order (a usm bug) and aborts: continuing could
 /// deadlock. Defined in fault_signal.cpp.

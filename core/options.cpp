@@ -54,6 +54,15 @@ context_options resolve_options(const context_options& given) {
     if (const char* v = env("USM_DEVICE_BUDGET")) o.device_budget = parse_size("USM_DEVICE_BUDGET", v);
     if (const char* v = env("USM_SEGMENT")) o.segment_size = parse_size("USM_SEGMENT", v);
     if (const char* v = env("USM_TRACE")) o.trace = v;
+    if (const char* v = env("USM_CHECK")) {
+        const std::string c = v;
+        if (c == "1" || c == "on" || c == "true")
+            o.check = true;
+        else if (c == "0" || c == "off" || c == "false")
+            o.check = false;
+        else
+            throw_error(errc::invalid_argument, "USM_CHECK=", c, " is not one of 1, 0 (on, off)");
+    }
     if (const char* v = env("USM_THRASH")) {
         const std::string t = v;
         if (t == "in_place")

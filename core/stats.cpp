@@ -22,7 +22,8 @@ std::ostream& operator<<(std::ostream& os, const stats& s) {
               << " evicted=" << s.blocks_evicted << "b/" << s.pages_evicted << "p"
               << " written_back=" << s.pages_written_back << "p pinned=" << s.blocks_pinned << "b"
               << " in_place=" << s.pages_in_place << "p/" << s.blocks_in_place << "b"
-              << " live=" << s.allocations << "/" << s.bytes_allocated << "B";
+              << " device_faults=" << s.device_faults << " replays=" << s.replays << " live=" << s.allocations << "/"
+              << s.bytes_allocated << "B";
 }
 
 }  // namespace usm

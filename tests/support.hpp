@@ -99,6 +99,8 @@ protected:
         d.blocks_pinned = now.blocks_pinned - before.blocks_pinned;
         d.pages_in_place = now.pages_in_place - before.pages_in_place;
         d.blocks_in_place = now.blocks_in_place - before.blocks_in_place;
+        d.device_faults = now.device_faults - before.device_faults;
+        d.replays = now.replays - before.replays;
         return d;
     }
 

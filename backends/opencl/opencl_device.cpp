@@ -234,6 +234,10 @@ opencl_mirror& opencl_device::own_mirror(device_mirror* mirror, const char* oper
     return *own;
 }
 
+std::uint64_t opencl_device::device_address(const device_mirror& mirror) const {
+    return reinterpret_cast<std::uintptr_t>(own_mirror(const_cast<device_mirror*>(&mirror), "device_address").base());
+}
+
 svm_mirror& opencl_device::copyable_mirror(device_mirror* mirror, const char* operation) const {
     opencl_mirror& own = own_mirror(mirror, operation);
     auto* svm = dynamic_cast<svm_mirror*>(&own);

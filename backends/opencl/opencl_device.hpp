@@ -133,6 +133,7 @@ public:
     const device_properties& properties() const noexcept override { return m_properties; }
     std::unique_ptr<device_mirror> create_mirror(std::size_t bytes) override;
     std::unique_ptr<device_mirror> import_host(std::byte* host, std::size_t bytes) override;
+    std::uint64_t device_address(const device_mirror& mirror) const override;
     sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
                       std::span<const sync_point> wait_for) override;
     void download(std::span<const download_op> copies, std::span<const sync_point> wait_for) override;

@@ -199,7 +199,31 @@ sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group,
     }
     m_health.throw_if_lost();
 
+    // SVM allocations the kernel reaches through stored addresses (the page
+    // table behind usm::any) must be named to the driver; imported host
+    // memory is not SVM and needs no naming on the devices that import.
+    std::vector<void*> indirect;
+    for (const bound_arg& arg : args)
+        for (const device_mirror* m : arg.reaches)
+            if (auto* svm = dynamic_cast<const svm_mirror*>(m); svm != nullptr && svm->owner() == this)
+                indirect.push_back(svm->base());
+    const bool names_indirect = !indirect.empty();
+    if (!names_indirect)
+        // The list is kernel state: replace an earlier launch's (whose
+        // mirrors may be gone since) with this launch's own SVM arguments.
+        for (const bound_arg& arg : args)
+            if (auto* svm = dynamic_cast<const svm_mirror*>(arg.mirror); svm != nullptr && svm->owner() == this)
+                indirect.push_back(svm->base());
+
     std::lock_guard arguments(k->arguments_lock());
+    if (names_indirect || (k->names_indirect() && !indirect.empty())) {
+        check_cl_as(errc::invalid_argument,
+                    clSetKernelExecInfo(k->handle(), CL_KERNEL_EXEC_INFO_SVM_PTRS, indirect.size() * sizeof(void*),
+                                        indirect.data()),
+                    "clSetKernelExecInfo(CL_KERNEL_EXEC_INFO_SVM_PTRS)", name(), "kernel '", k->entry(), "', ",
+                    indirect.size(), " SVM allocations");
+        k->set_names_indirect(names_indirect);
+    }
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto index = static_cast<cl_uint>(i);
         if (args[i].what == launch_arg::kind::memory)

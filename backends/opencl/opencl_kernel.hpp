@@ -49,6 +49,11 @@ public:
     /// A cl_kernel's arguments are state shared by every launch: hold this
     /// from the first clSetKernelArg* to the enqueue that consumes them.
     std::mutex& arguments_lock() noexcept { return m_arguments_lock; }
+    /// Whether the last launch named SVM allocations the kernel reaches
+    /// indirectly (clSetKernelExecInfo): kernel state like its arguments,
+    /// cleared by the next launch that names none. Under arguments_lock().
+    bool names_indirect() const noexcept { return m_names_indirect; }
+    void set_names_indirect(bool on) noexcept { m_names_indirect = on; }
 
 private:
     const opencl_device* m_owner;
@@ -56,6 +61,7 @@ private:
     std::vector<parameter> m_parameters;
     std::size_t m_max_group_size;
     std::mutex m_arguments_lock;
+    bool m_names_indirect = false;
 };
 
 }  // namespace usm::detail::opencl

@@ -248,6 +248,10 @@ std::unique_ptr<device_mirror> vulkan_device::import_host(std::byte* host, std::
     return std::make_unique<mirror>(m_device, host, bytes);
 }
 
+std::uint64_t vulkan_device::device_address(const device_mirror& m) const {
+    return mirror_of(const_cast<device_mirror*>(&m), *m_device, "device_address").address();
+}
+
 sync_point vulkan_device::upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
                                  std::span<const sync_point> wait_for) {
     return m_transfers->upload(copies, fills, wait_for);

@@ -53,7 +53,7 @@ enum class fault_path {
 
 /// How a context is made. Environment variables (USM_BACKEND, USM_DEVICE,
 /// USM_VA_SIZE, USM_BLOCK, USM_FAULT, USM_DEVICE_BUDGET, USM_SEGMENT, USM_THRASH,
-/// USM_TRACE, USM_LOG)
+/// USM_TRACE, USM_CHECK, USM_LOG)
 /// override these, so existing programs can be steered without rebuilding.
 struct context_options {
     /// "vulkan", "opencl" or "all" (every backend that has a device).
@@ -98,6 +98,12 @@ struct context_options {
     /// faults, migrations, kernels, evictions, waits) when the context is
     /// destroyed; empty for none (USM_TRACE). Opens in Perfetto.
     std::string trace;
+    /// Checked mode (USM_CHECK=1): a kernel that takes the page table
+    /// (usm::declared) may touch only its declared ranges, to the byte, with
+    /// their declared access; anything else is reported as
+    /// errc::device_fault, the way a GPU MMU reports a fault, and touches no
+    /// memory (docs/device-faults.md).
+    bool check = false;
 };
 
 /// How a range is expected to be used (cudaMemAdvise, SYCL's mem_advise).

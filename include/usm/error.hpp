@@ -22,6 +22,7 @@ enum class errc {
     unsupported,              ///< the device or driver lacks something usm needs
     wrong_process,            ///< the context belongs to another process (after fork)
     no_device,                ///< no usable device was found for the requested backend
+    device_fault,             ///< a kernel accessed memory its device may not (address, access, device, kernel named)
 };
 
 /// The error category of usm::errc ("usm").

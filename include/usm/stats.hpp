@@ -28,8 +28,10 @@ struct stats {
     std::uint64_t blocks_pinned = 0;       ///< blocks found bouncing in and out of a device, then kept there
     std::uint64_t pages_in_place = 0;      ///< pages launches accessed in host memory (advice::accessed_by), not moved
     std::uint64_t blocks_in_place = 0;     ///< blocks found handed back and forth, then accessed in place
-    std::uint64_t allocations = 0;         ///< live allocations
-    std::uint64_t bytes_allocated = 0;     ///< live bytes, as requested
+    std::uint64_t device_faults = 0;    ///< accesses kernels recorded through the page table (usm::any, usm::declared)
+    std::uint64_t replays = 0;          ///< times a replayable kernel ran again after its faults were serviced
+    std::uint64_t allocations = 0;      ///< live allocations
+    std::uint64_t bytes_allocated = 0;  ///< live bytes, as requested
 
     /// One line, `key=value` pairs, for logs and sample output.
     std::string to_string() const;
