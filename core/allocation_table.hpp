@@ -12,6 +12,8 @@
 
 #include "core/device_interface.hpp"
 #include "core/page_state.hpp"
+#include "core/trace.hpp"
+#include "usm/stats.hpp"
 
 namespace usm::detail {
 
@@ -49,6 +51,10 @@ struct allocation {
     /// The context-wide count of copies per location (device residency
     /// against the budget), kept by set_state.
     std::array<std::size_t, max_locations>* resident = nullptr;
+    /// What moved in and out of this allocation (context::stats(p)).
+    usm::stats counters{};
+    /// Where copy changes are traced (USM_TRACE), or null.
+    tracer* trace = nullptr;
     /// Per location (index 0, the host, is never used): device memory, in
     /// segments of that device's segment size, each created when its first
     /// page is needed there. A page with a copy at a device lies in a live
@@ -89,6 +95,7 @@ struct allocation {
         }
         zero_pages = zero_pages - (st.zero ? 1 : 0) + (zero ? 1 : 0);
         st.zero = zero;
+        if (trace != nullptr && (before ^ after) != 0) trace->residency(id, page, st.valid);
     }
     /// set_state keeping the in-place copies that stay valid.
     void set_copies(std::size_t page, location_mask valid, bool zero) noexcept {

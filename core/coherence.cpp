@@ -1,5 +1,6 @@
 // core/coherence.cpp - copy-state transitions for host faults and launches.
 #include "core/coherence.hpp"
+#include "core/counters.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -159,9 +160,9 @@ void coherence::fetch_to_host(allocation& a, std::span<const std::size_t> pages)
             if (const page_state& st = a.pages[page];
                 !st.valid_at(host_location) && st.any_valid_except(host_location) == from)
                 now_on_host(page);
-        m_counters.pages_to_host += count;
-        m_counters.bytes_to_host += count * page_size;
-        ++m_counters.transfer_batches;
+        detail::count(m_counters, &usm::stats::pages_to_host, count, &a, dev);
+        detail::count(m_counters, &usm::stats::bytes_to_host, count * page_size, &a, dev);
+        detail::count(m_counters, &usm::stats::transfer_batches, 1, nullptr, dev);
     }
 }
 
@@ -232,7 +233,7 @@ coherence::fault_outcome coherence::resolve_host_fault(allocation& a, std::size_
         for (std::size_t q = first; q < end; ++q)
             if (!a.pages[q].valid_at(host_location)) missing.push_back(q);
         fetch_to_host(a, missing);
-        m_counters.pages_read_ahead += missing.size() - 1;
+        detail::count(m_counters, &usm::stats::pages_read_ahead, missing.size() - 1, &a, nullptr);
         if (end - first > 1) apply_host_protection(a, first, end);
     }
     if (write) {
@@ -330,7 +331,9 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     // after it: its queue orders neither the transfer queue nor a CPU copy.
     // (An in-place writer elsewhere was waited for by launch_conflicts.)
     sync_point in_place_writer;
-    for (const range_request& r : ranges) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> moved(ranges.size());  // per range: copied, filled
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+        const range_request& r = ranges[i];
         allocation& a = *r.alloc;
         if (r.in_place || a.resident_at(where)) continue;
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
@@ -343,12 +346,14 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
             if (st.zero) {
                 append_page(fills, mirror, offset, [&](std::size_t at) { return fill_op{mirror, at, page_size}; });
                 ++filled;
+                ++moved[i].second;
             } else {
                 const std::byte* home = m_space.alias_of(a.page_address(p));
                 append_page(copies, mirror, offset, [&](std::size_t at) {
                     return upload_op{mirror, at, home, page_size};
                 });
                 ++copied;
+                ++moved[i].first;
             }
         }
     }
@@ -376,10 +381,12 @@ sync_point coherence::stage_for_launch(device_slot& dev, std::span<const range_r
     // earlier transfer: the last queued upload stays the one to wait for.
     if (!staged.empty())
         for (const range_request& r : ranges) r.alloc->last_upload[where] = staged;
-    m_counters.pages_to_device += copied;
-    m_counters.bytes_to_device += copied * page_size;
-    m_counters.pages_zero_filled += filled;
-    if (migrates) ++m_counters.transfer_batches;
+    for (std::size_t i = 0; i < ranges.size(); ++i) {
+        detail::count(m_counters, &usm::stats::pages_to_device, moved[i].first, ranges[i].alloc, &dev);
+        detail::count(m_counters, &usm::stats::bytes_to_device, moved[i].first * page_size, ranges[i].alloc, &dev);
+        detail::count(m_counters, &usm::stats::pages_zero_filled, moved[i].second, ranges[i].alloc, &dev);
+    }
+    if (migrates) detail::count(m_counters, &usm::stats::transfer_batches, 1, nullptr, &dev);
     return staged;
 }
 
@@ -391,7 +398,8 @@ void coherence::commit_launch(location where, std::span<const range_request> ran
         if (!r.in_place && (r.writes ? a.owned_by(where) : a.resident_at(where))) continue;
         // The device's copy is its mirror, or (in place) the host memory.
         const location_mask here = bit(where);
-        if (r.in_place) m_counters.pages_in_place += r.end_page - r.first_page;
+        if (r.in_place)
+            detail::count(m_counters, &usm::stats::pages_in_place, r.end_page - r.first_page, &a, m_devices[where]);
         for (std::size_t p = r.first_page; p < r.end_page; ++p) {
             const page_state& st = a.pages[p];
             const auto in_place = static_cast<location_mask>(r.in_place ? st.in_place | here : st.in_place & ~here);
@@ -498,7 +506,7 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
             if (2 * (pinned_now + 1) > budget_blocks) continue;
             rec.bounces = 0;
             rec.pinned_until = dev.evictions + 8 * budget_blocks;
-            ++m_counters.blocks_pinned;
+            detail::count(m_counters, &usm::stats::blocks_pinned, 1, &a, &dev);
         }
     }
     // Copies also leave without eviction (a write elsewhere, a page moving
@@ -573,7 +581,7 @@ std::vector<pending_wait> coherence::reserve(const char* operation, device_slot&
 void coherence::turn_in_place(allocation& a, std::size_t block, location l) {
     const std::size_t end = std::min((block + 1) * m_block_pages, a.page_count);
     for (std::size_t p = block * m_block_pages; p < end; ++p) a.set_accessed_by(p, l, true);
-    ++m_counters.blocks_in_place;
+    detail::count(m_counters, &usm::stats::blocks_in_place, 1, &a, m_devices[l]);
 }
 
 void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) {
@@ -598,9 +606,9 @@ void coherence::evict_block(allocation& a, device_slot& dev, std::size_t block) 
     rec.evicted_at = ++dev.evictions;
     rec.lost = false;  // it left to make room, not because a write took it
     rec.pinned_until = 0;
-    ++m_counters.blocks_evicted;
-    m_counters.pages_evicted += held;
-    m_counters.pages_written_back += alone.size();
+    detail::count(m_counters, &usm::stats::blocks_evicted, 1, &a, &dev);
+    detail::count(m_counters, &usm::stats::pages_evicted, held, &a, &dev);
+    detail::count(m_counters, &usm::stats::pages_written_back, alone.size(), &a, &dev);
     if (m_trace.on())
         m_trace.complete("evict", "eviction", tracer::this_thread(), began, m_trace.now(),
                          concat("\"device\": ", dev.index, ", \"allocation\": ", a.id, ", \"block\": ", block,

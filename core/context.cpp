@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "core/context_impl.hpp"
+#include "core/counters.hpp"
 #include "core/diagnostics.hpp"
 #include "core/fault_injection.hpp"
 #include "core/mmu_check.hpp"
@@ -188,6 +189,7 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
                     format_bytes(m_space->size()), " address space (USM_VA_SIZE or context_options::va_size)");
 
     const std::size_t pages = round_up_to_pages(bytes) >> page_shift;
+    const double began = m_trace.now();
     lock_type lock(m_lock);
     // One guard page after each allocation: an overrun faults as a stray
     // access instead of reaching the next allocation.
@@ -203,6 +205,7 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
     a->page_count = pages;
     a->id = m_next_id++;
     a->resident = &m_resident;
+    if (m_trace.on()) a->trace = &m_trace;
     a->block_pages = m_options.block_size >> page_shift;
     try {
         m_space->activate(*base, pages << page_shift);
@@ -231,6 +234,11 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
                 m_by_location[l]->segment_pages_live -= m_coherence.live_segment_pages(*a, l);
         m_space->release(*base, (pages + 1) << page_shift);
         throw;
+    }
+    if (m_trace.on()) {
+        // Stamped at the start: a device placement's first copies follow it.
+        m_trace.complete("alloc", "residency", tracer::this_thread(), began, began,
+                         concat("\"allocation\": ", a->id, ", \"pages\": ", a->page_count, ", \"bytes\": ", bytes));
     }
     m_allocations.insert(std::move(a));
     ++m_stats.allocations;
@@ -271,6 +279,10 @@ void context_impl::free_locked(lock_type&, allocation& a) {
     for (auto& import : gone->imports) import.reset();
     --m_stats.allocations;
     m_stats.bytes_allocated -= gone->bytes;
+    if (m_trace.on()) {
+        const double at = m_trace.now();
+        m_trace.complete("free", "residency", tracer::this_thread(), at, at, concat("\"allocation\": ", gone->id));
+    }
     m_space->release(gone->base, (gone->page_count + 1) << page_shift);
     // gone's mirrors are destroyed here; no pending work uses them.
 }
@@ -297,7 +309,8 @@ bool context_impl::serve_host_access(void* address, host_access kind, bool count
         if (outcome.waits.empty()) {
             // A fault is counted once, when usm had to act on it.
             if (count && (outcome.changed || waited)) {
-                ++(write ? m_stats.host_write_faults : m_stats.host_read_faults);
+                detail::count(m_stats, write ? &usm::stats::host_write_faults : &usm::stats::host_read_faults, 1, a,
+                              nullptr);
                 if (m_trace.on())
                     m_trace.complete(write ? "host write fault" : "host read fault", "fault",
                                      thread != 0 ? thread : tracer::this_thread(), began, m_trace.now(),
@@ -500,10 +513,27 @@ usm::stats context_impl::stats() const {
     return m_stats;
 }
 
+usm::stats context_impl::allocation_stats(const void* p) const {
+    std::lock_guard lock(m_lock);
+    const allocation* a = m_allocations.find(p);
+    if (a == nullptr) throw_error(errc::not_a_usm_pointer, "stats(", p, "): not in a live allocation of this context");
+    usm::stats s = a->counters;
+    s.allocations = 1;
+    s.bytes_allocated = a->bytes;
+    return s;
+}
+
+usm::stats context_impl::device_stats(const device_slot& dev) const {
+    std::lock_guard lock(m_lock);
+    return dev.counters;
+}
+
 void context_impl::reset_stats() {
     std::lock_guard lock(m_lock);
     const usm::stats live{.allocations = m_stats.allocations, .bytes_allocated = m_stats.bytes_allocated};
     m_stats = live;
+    m_allocations.for_each([](allocation& a) { a.counters = {}; });
+    for (auto& slot : m_slots) slot->counters = {};
 }
 
 void context_impl::check_invariants() const {
@@ -575,6 +605,7 @@ void context::advise_bytes(const void* p, std::size_t bytes, advice a, device* w
 range_info context::query_bytes(const void* p, std::size_t bytes) const { return m_impl->query(p, bytes); }
 usm::fault_path context::fault_handling() const noexcept { return m_impl->fault_handling(); }
 usm::stats context::stats() const { return m_impl->stats(); }
+usm::stats context::allocation_stats(const void* p) const { return m_impl->allocation_stats(p); }
 void context::reset_stats() { m_impl->reset_stats(); }
 
 void context::throw_size_overflow(std::size_t count, std::size_t size) {

@@ -51,6 +51,8 @@ public:
     event launch(device_slot& dev, const kernel& k, grid g, group l, std::span<const launch_arg> args);
 
     usm::stats stats() const;
+    usm::stats allocation_stats(const void* p) const;
+    usm::stats device_stats(const device_slot& dev) const;
     void reset_stats();
 
     /// Checks the page-state invariants of every allocation (tests).

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/context_impl.hpp"
+#include "core/counters.hpp"
 #include "core/diagnostics.hpp"
 
 namespace usm::detail {
@@ -154,7 +155,7 @@ event context_impl::launch_through_table(device_slot& dev, const kernel& k, dims
         const std::uint32_t recorded = std::min(header.fault_count, fault_capacity);
         std::vector<fault_record> records(recorded);
         std::memcpy(records.data(), host.data() + sizeof(space_block), recorded * sizeof(fault_record));
-        m_stats.device_faults += header.fault_count;
+        count(m_stats, &usm::stats::device_faults, header.fault_count, nullptr, &dev);
         faults_in_all += header.fault_count;
         if (m_trace.on()) {
             const double at = m_trace.now();
@@ -191,6 +192,7 @@ event context_impl::launch_through_table(device_slot& dev, const kernel& k, dims
                             "): device fault: ", access_word(f.access), " at ", address, where_it_is, " ", why, "; ",
                             faults_in_all, " device fault", faults_in_all == 1 ? "" : "s", " in all");
             }
+            ++a->counters.device_faults;  // the recorded ones; the context and device count all
             const std::size_t page = a->page_of(address);
             const std::size_t block = page / a->block_pages * a->block_pages;
             const bool writes = (f.access & table_write) != 0;
@@ -217,7 +219,7 @@ event context_impl::launch_through_table(device_slot& dev, const kernel& k, dims
         }
         table.serviced.insert(table.serviced.end(), more.begin(), more.end());
         table.serviced = merge_requests(std::move(table.serviced));
-        ++m_stats.replays;
+        count(m_stats, &usm::stats::replays, 1, nullptr, &dev);
     }
 }
 

@@ -9,6 +9,7 @@
 #include "core/device_interface.hpp"
 #include "core/page_state.hpp"
 #include "core/page_table.hpp"
+#include "usm/stats.hpp"
 
 namespace usm::detail {
 
@@ -31,6 +32,8 @@ struct device_slot {
     /// Pages of device memory in live segments (all allocations): what the
     /// driver really holds, where the budget counts valid pages.
     std::size_t segment_pages_live = 0;
+    /// What this device did (device::stats()), under the context lock.
+    usm::stats counters{};
     /// The page table behind usm::any and usm::declared launches here.
     device_page_table table;
 };

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "core/context_impl.hpp"
+#include "core/counters.hpp"
 #include "core/diagnostics.hpp"
 #include "kernels/usm_cl.hpp"
 
@@ -303,7 +304,7 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
     op.uses.insert(op.uses.end(), empty_uses.begin(), empty_uses.end());
     op.uses.insert(op.uses.end(), table_uses.begin(), table_uses.end());
     m_inflight.add(std::move(op));
-    ++m_stats.launches;
+    count(m_stats, &usm::stats::launches, 1, nullptr, &dev);
     return done;
 }
 
@@ -319,6 +320,7 @@ const device_properties& device::properties() const noexcept { return m_slot->ba
 std::size_t device::index() const noexcept { return m_slot->index; }
 std::uint64_t device::budget() const noexcept { return std::uint64_t{m_slot->budget_pages} << detail::page_shift; }
 std::uint64_t device::resident_bytes() const { return m_slot->owner->resident_bytes(*m_slot); }
+usm::stats device::stats() const { return m_slot->owner->device_stats(*m_slot); }
 
 kernel device::load_kernel(const spirv& code, std::string_view entry) {
     return m_slot->owner->load_kernel(*m_slot, code, entry);

@@ -62,9 +62,35 @@ void tracer::complete(std::string_view name, std::string_view category, std::uin
     m_events.push_back({std::string(name), std::string(category), track, begin, std::max(begin, end), std::move(args)});
 }
 
+void tracer::residency(std::uint64_t id, std::size_t page, std::uint16_t valid) {
+    if (!on()) return;
+    const double at = now();
+    const std::uint64_t track = this_thread();
+    std::lock_guard lock(m_lock);
+    run& r = m_run;
+    constexpr double same_operation_us = 20;
+    if (r.pages != 0 && r.id == id && r.first + r.pages == page && r.valid == valid && r.track == track &&
+        at - r.last < same_operation_us) {
+        ++r.pages;
+        r.last = at;
+        return;
+    }
+    flush_run();
+    m_run = {id, page, 1, valid, track, at, at};
+}
+
+void tracer::flush_run() {
+    if (m_run.pages == 0) return;
+    m_events.push_back({"residency", "residency", m_run.track, m_run.begin, m_run.begin,
+                        concat("\"allocation\": ", m_run.id, ", \"first\": ", m_run.first, ", \"pages\": ", m_run.pages,
+                               ", \"valid\": ", m_run.valid)});
+    m_run.pages = 0;
+}
+
 tracer::~tracer() {
     if (!on()) return;
     std::lock_guard lock(m_lock);
+    flush_run();
     // Events by start time; on one track an enclosing event before the ones
     // it encloses (Perfetto nests complete events by that order).
     std::stable_sort(m_events.begin(), m_events.end(), [](const event& x, const event& y) {

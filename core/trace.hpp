@@ -44,6 +44,12 @@ public:
     /// a leaf: callable with the context lock held.
     void complete(std::string_view name, std::string_view category, std::uint64_t track, double begin, double end,
                   std::string args = {});
+    /// Page `page` of allocation `id` is now valid at the locations in
+    /// `valid` (bit 0 the host, bit i + 1 device i). Pages that follow one
+    /// another within a few microseconds on one thread with the same mask
+    /// become one "residency" event (docs/tracing.md), so a migration of a
+    /// run of pages is one event.
+    void residency(std::uint64_t id, std::size_t page, std::uint16_t valid);
 
 private:
     struct event {
@@ -54,10 +60,20 @@ private:
         std::string args;
     };
 
+    struct run {
+        std::uint64_t id = 0;
+        std::size_t first = 0, pages = 0;
+        std::uint16_t valid = 0;
+        std::uint64_t track = 0;
+        double begin = 0, last = 0;
+    };
+    void flush_run();  // under m_lock
+
     std::string m_path;
     std::chrono::steady_clock::time_point m_start = std::chrono::steady_clock::now();
     std::mutex m_lock;
     std::vector<event> m_events;
+    run m_run;  // the residency run being extended (pages == 0: none)
     std::vector<std::pair<std::uint64_t, std::string>> m_names;
 };
 

@@ -8,7 +8,9 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -147,22 +149,105 @@ TEST_P(trace, is_trace_event_json_whose_events_follow_the_program) {
     std::set<std::uint64_t> tracks;
     for (const json& e : events) {
         if (e["ph"] == "X") ++complete;
-        if (e["ph"] == "X" || (e["ph"] == "M" && e["name"] == "thread_name"))
-            tracks.insert(e["tid"].get<std::uint64_t>());
+        const bool bar = e["ph"] == "X" && e.value("cat", "") != "residency";  // residency events feed the map
+        if (bar || (e["ph"] == "M" && e["name"] == "thread_name")) tracks.insert(e["tid"].get<std::uint64_t>());
     }
     std::ostringstream svg;
     const usm_report::summary drawn = usm_report::render(doc, "trace_test", svg);
-    EXPECT_EQ(drawn.bars, complete);
+    EXPECT_EQ(drawn.bars + drawn.residency_events, complete);
+    EXPECT_EQ(drawn.allocations, 2u) << "x and big each get a residency band";
     EXPECT_EQ(drawn.tracks, tracks.size());
     const std::string text = svg.str();
     EXPECT_EQ(text.rfind("<svg", 0), 0u);
     EXPECT_NE(text.find("</svg>"), std::string::npos);
     std::size_t rects = 0;
     for (std::size_t at = text.find("<rect"); at != std::string::npos; at = text.find("<rect", at + 1)) ++rects;
-    EXPECT_EQ(rects, complete + 1 + 6);  // the bars, the background, the legend
+    // The bars, the background, the legend, and the residency map's cells
+    // and legend.
+    EXPECT_EQ(rects, drawn.bars + 1 + 6 + drawn.residency_rects + drawn.residency_legend);
     EXPECT_THROW(usm_report::render(json::object(), "not a trace", svg), std::runtime_error);
 }
 
 }  // namespace
 
 USM_INSTANTIATE_PER_BACKEND(trace);
+
+#ifdef USM_HEAT2D
+namespace {
+
+/// The heat2d sample, run with USM_TRACE on every device the machine has
+/// (lavapipe and PoCL in CI): its trace is valid trace-event JSON, its
+/// events are in order and follow the program, and usm-report draws it with
+/// a residency map band per allocation.
+TEST(heat2d_trace, parses_follows_the_program_and_renders_mixed) {
+    const std::string path = testing::TempDir() + "usm_heat2d_trace_" + std::to_string(::getpid()) + ".json";
+    const std::string command = "USM_TRACE='" + path + "' '" USM_HEAT2D "' 128 > /dev/null";
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    std::ifstream in(path);
+    ASSERT_TRUE(in.good()) << "no trace at " << path;
+    const json doc = json::parse(in);
+    std::remove(path.c_str());
+    ASSERT_TRUE(doc.contains("traceEvents") && doc["traceEvents"].is_array());
+    const json& events = doc["traceEvents"];
+
+    double last_ts = -1;
+    std::map<std::uint64_t, std::string> queue_names;  // device queue tracks
+    std::map<std::uint64_t, double> allocated, freed;  // allocation -> time
+    std::map<std::uint64_t, std::size_t> kernels_on;   // queue track -> kernels
+    std::map<std::uint64_t, double> first_kernel;      // queue track -> time
+    std::size_t launches = 0, uploads = 0, residency = 0, on_devices = 0;
+    for (const json& e : events) {
+        ASSERT_TRUE(e.contains("ph") && e.contains("name") && e.contains("tid")) << e.dump();
+        const std::uint64_t tid = e["tid"].get<std::uint64_t>();
+        if (e["ph"] == "M") {
+            if (e["name"] == "thread_name" && tid >= queue_tracks) queue_names[tid] = e["args"]["name"];
+            continue;
+        }
+        ASSERT_EQ(e["ph"], "X") << e.dump();
+        const double ts = e["ts"].get<double>();
+        EXPECT_GE(ts, last_ts) << "events out of time order: " << e.dump();
+        last_ts = ts;
+        const std::string name = e["name"];
+        if (name == "alloc") allocated[e["args"]["allocation"].get<std::uint64_t>()] = ts;
+        if (name == "free") freed[e["args"]["allocation"].get<std::uint64_t>()] = ts;
+        if (name == "upload") ++uploads;
+        if (name.rfind("launch ", 0) == 0) ++launches;
+        if (name.rfind("kernel ", 0) == 0) {
+            EXPECT_GE(tid, queue_tracks) << "a kernel off the device tracks: " << e.dump();
+            if (kernels_on[tid]++ == 0) first_kernel[tid] = ts;
+        }
+        if (name == "residency") {
+            ++residency;
+            const std::uint64_t id = e["args"]["allocation"].get<std::uint64_t>();
+            ASSERT_TRUE(allocated.count(id)) << "residency of allocation " << id << " before its alloc event";
+            EXPECT_FALSE(freed.count(id)) << "residency of allocation " << id << " after its free event";
+            EXPECT_GT(e["args"]["pages"].get<std::uint64_t>(), 0u);
+            EXPECT_NE(e["args"]["valid"].get<unsigned>(), 0u) << "a page with no valid copy: " << e.dump();
+            if ((e["args"]["valid"].get<unsigned>() & ~1u) != 0) ++on_devices;
+        }
+    }
+    // heat2d: 200 iterations on each device, each a launch and a kernel,
+    // two grids per device, all freed before the context ends.
+    ASSERT_FALSE(queue_names.empty());
+    for (const auto& [track, name] : queue_names) {
+        if ((track - queue_tracks) % 2 != 0) continue;  // compute tracks only
+        EXPECT_EQ(kernels_on[track], 200u) << name;
+    }
+    EXPECT_EQ(launches, 200u * kernels_on.size());
+    EXPECT_GE(uploads, kernels_on.size());
+    EXPECT_EQ(allocated.size(), 2u * kernels_on.size());
+    EXPECT_EQ(freed.size(), allocated.size());
+    for (const auto& [id, at] : freed) EXPECT_GT(at, allocated[id]);
+    EXPECT_GT(on_devices, 0u) << "no page was ever valid on a device";
+
+    std::ostringstream svg;
+    const usm_report::summary drawn = usm_report::render(doc, "heat2d", svg);
+    EXPECT_EQ(drawn.residency_events, residency + allocated.size() + freed.size());
+    EXPECT_EQ(drawn.allocations, allocated.size());
+    EXPECT_GT(drawn.residency_rects, drawn.residency_rows) << "pages changed location over time";
+    EXPECT_GT(drawn.bars, 400u);
+    EXPECT_NE(svg.str().find("</svg>"), std::string::npos);
+}
+
+}  // namespace
+#endif

@@ -1,4 +1,5 @@
-// usm-report: renders a usm trace (USM_TRACE=file.json) as an SVG timeline.
+// usm-report: renders a usm trace (USM_TRACE=file.json) as an SVG timeline,
+// with a residency map of its allocations when the trace has residency events.
 //
 //   usm-report TRACE.json [-o OUT.svg]     (default: TRACE.svg beside it)
 #include <cstdio>
@@ -31,8 +32,12 @@ int main(int argc, char** argv) try {
         std::fprintf(stderr, "usm-report: cannot write %s\n", out_path.c_str());
         return 1;
     }
-    std::printf("usm-report: %s: %zu events on %zu tracks over %.1f ms\n", out_path.c_str(), s.bars, s.tracks,
+    std::printf("usm-report: %s: %zu events on %zu tracks over %.1f ms", out_path.c_str(), s.bars, s.tracks,
                 s.span_us / 1000.0);
+    if (s.allocations != 0)
+        std::printf("; residency of %zu allocations in %zu page rows (%zu bucketed)", s.allocations, s.residency_rows,
+                    s.bucketed);
+    std::printf("\n");
     return 0;
 } catch (const std::exception& e) {
     std::fprintf(stderr, "usm-report: %s\n", e.what());

@@ -289,6 +289,19 @@ public:
 
     /// A snapshot of the counters.
     usm::stats stats() const;
+    /// The counters of the allocation holding `p` alone, since it was made
+    /// (or the last reset_stats): its faults, the pages it moved each way,
+    /// its evictions, the device faults on it. `allocations` is 1 and
+    /// `bytes_allocated` its size; launches, replays and transfer batches
+    /// are counted per device instead (device::stats). Throws usm::error
+    /// not_a_usm_pointer.
+    template <class T>
+    usm::stats stats(ptr<T> p) const {
+        return allocation_stats(p.get());
+    }
+    usm::stats allocation_stats(const void* p) const;
+    /// Zeroes every counter: the context's, each allocation's and each
+    /// device's.
     void reset_stats();
 
     detail::context_impl& impl() noexcept { return *m_impl; }

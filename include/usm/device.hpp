@@ -10,6 +10,7 @@
 #include "event.hpp"
 #include "kernel.hpp"
 #include "launch.hpp"
+#include "stats.hpp"
 
 namespace usm {
 
@@ -55,6 +56,11 @@ public:
     std::uint64_t budget() const noexcept;
     /// Bytes of usm memory valid on this device now (whole pages).
     std::uint64_t resident_bytes() const;
+    /// What usm did on this device (context::stats, narrowed): pages moved
+    /// to and from it, transfer batches, launches, device faults, replays,
+    /// evictions. `allocations` and `bytes_allocated` are left 0; host
+    /// faults count only where a device's copy had to come back.
+    usm::stats stats() const;
 
     /// Loads a Vulkan compute kernel. Throws usm::error: kernel_build_failed
     /// (with the validator's or driver's log) or unsupported (wrong backend).
