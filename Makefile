@@ -44,7 +44,7 @@ test: build
 	USM_FAULT=uffd ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 600 \
 	    -L 'vulkan|opencl' -E '^(paths|model)/|^package_consumer$$'
 
-# ThreadSanitizer: builds only core_test and stress_test (the tsan presets),
+# ThreadSanitizer: builds only core_test, stress_test and device_fault_test (the tsan presets),
 # in build-tsan, and runs them; the stress test then runs again with host
 # faults through userfaultfd. Stress time per backend: USM_STRESS_SECONDS.
 # GCC 12's ThreadSanitizer cannot map its shadow when the kernel randomizes

@@ -3,9 +3,11 @@
 // on both backends; test kernels are shaders/test_gather and test_scatter.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <kernels/list_append_cl.hpp>
@@ -276,6 +278,41 @@ TEST_P(device_faults, tree_built_on_the_host_is_queried_by_the_device) {
         const std::uint32_t expected = i % 2 == 0 ? (i * 31u) % keys : 0xffffffffu;
         EXPECT_EQ(results[i], expected) << "query " << i << " (key " << queries[i] << ")";
     }
+}
+
+TEST_P(device_faults, table_launches_from_several_threads_with_host_traffic_beside_them) {
+    // Each thread owns its data and pointers; all launch through the one
+    // table of the device (one at a time), while the host rewrites its data
+    // between launches, so every launch faults its pages back in.
+    constexpr int threads = 3, rounds = 6;
+    constexpr std::size_t pages = 4;
+    std::vector<std::thread> workers;
+    std::atomic<int> wrong{0};
+    for (int t = 0; t < threads; ++t)
+        workers.emplace_back([&, t] {
+            try {
+                usm::ptr<std::uint32_t> mine = ctx->alloc<std::uint32_t>(pages * words_per_page);
+                usm::ptr<std::uint64_t> at = ctx->alloc<std::uint64_t>(pages);
+                usm::ptr<std::uint32_t> got = ctx->alloc<std::uint32_t>(pages);
+                for (std::size_t p = 0; p < pages; ++p) at[p] = (mine + p * words_per_page + 7).address();
+                usm::kernel k = usm_test::load(*dev, USM_TEST_KERNEL(test_gather));
+                for (int r = 0; r < rounds; ++r) {
+                    for (std::size_t p = 0; p < pages; ++p)
+                        mine[p * words_per_page + 7] = static_cast<std::uint32_t>(t * 100 + r * 10 + p);
+                    dev->launch(k, usm::grid{1}, usm::group{64}, usm::replayable, usm::any, usm::read(at, pages),
+                                usm::write(got, pages), static_cast<std::uint32_t>(pages))
+                        .wait();
+                    for (std::size_t p = 0; p < pages; ++p)
+                        if (got[p] != static_cast<std::uint32_t>(t * 100 + r * 10 + p)) ++wrong;
+                }
+            } catch (const std::exception& e) {
+                ADD_FAILURE() << "thread " << t << ": " << e.what();
+            }
+        });
+    for (std::thread& w : workers) w.join();
+    EXPECT_EQ(wrong.load(), 0);
+    EXPECT_GE(ctx->stats().device_faults, std::uint64_t{threads * rounds * pages});
+    ctx->impl().check_invariants();
 }
 
 USM_INSTANTIATE_PER_BACKEND(device_faults);

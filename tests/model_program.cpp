@@ -125,7 +125,8 @@ std::string describe(const op& o) {
             break;
         case op_kind::kernel_copy:
             s << "dev" << int{o.device} << " " << words_range(o.src, o.src_offset, o.length) << " -> "
-              << words_range(o.id, o.offset, o.length) << (o.read_write ? " (dst read_write)" : " (dst write)") << wait;
+              << words_range(o.id, o.offset, o.length) << (o.read_write ? " (dst read_write)" : " (dst write)")
+              << (o.any ? " src through the page table" : "") << wait;
             break;
         case op_kind::prefetch:
             if (o.reverse)
@@ -337,6 +338,7 @@ private:
         o.device = static_cast<std::uint8_t>(uniform(0, device_count - 1));
         o.wait = chance(0.35);
         o.read_write = chance(0.4);
+        o.any = chance(0.3);
         const live_allocation dst = pick_with_words();
         const live_allocation src = chance(0.3) ? dst : pick_with_words();
         const std::size_t dst_words = dst.bytes / word_bytes, src_words = src.bytes / word_bytes;

@@ -67,6 +67,8 @@ struct op {
                                       ///< syscall ops on userfaultfd: skip host_access (the kernel faults in)
     bool read_write = false;          ///< kernel_copy: declare the destination read_write (else write);
                                       ///< syscall_write: host_access read_write (else write)
+    bool any = false;                 ///< kernel_copy: the source is not declared; the kernel reads it through
+                                      ///< the page table (usm::any, usm::replayable), faulting its pages in
     where placement = where::shared;  ///< alloc
 };
 

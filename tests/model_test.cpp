@@ -32,6 +32,8 @@
 
 #include <kernels/test_model_add_cl.hpp>
 #include <kernels/test_model_add_comp.hpp>
+#include <kernels/test_model_copy_any_cl.hpp>
+#include <kernels/test_model_copy_any_comp.hpp>
 #include <kernels/test_model_copy_cl.hpp>
 #include <kernels/test_model_copy_comp.hpp>
 #include <kernels/test_model_fill_cl.hpp>
@@ -190,7 +192,7 @@ std::optional<std::string> compare(std::span<const std::uint8_t> want, std::span
 
 /* --- running a program on usm ------------------------------------------- */
 
-enum kernel_kind : std::size_t { add_kernel, fill_kernel, copy_kernel, kernel_kinds };
+enum kernel_kind : std::size_t { add_kernel, fill_kernel, copy_kernel, copy_any_kernel, kernel_kinds };
 
 /// A failure to report: an exception (from usm or the invariant check) or a
 /// byte difference, at op `position` of the program that was run.
@@ -479,7 +481,8 @@ private:
                 usm::device& dev = m_ctx.devices()[d];
                 slot = k == add_kernel    ? usm_test::load(dev, USM_TEST_KERNEL(test_model_add))
                        : k == fill_kernel ? usm_test::load(dev, USM_TEST_KERNEL(test_model_fill))
-                                          : usm_test::load(dev, USM_TEST_KERNEL(test_model_copy));
+                       : k == copy_kernel ? usm_test::load(dev, USM_TEST_KERNEL(test_model_copy))
+                                          : usm_test::load(dev, USM_TEST_KERNEL(test_model_copy_any));
             }
             return slot;
         }
@@ -505,6 +508,13 @@ private:
             auto [lo, hi] = pages(o.offset, o.length);
             if (o.kind != op_kind::kernel_copy) return in_place(o.id, lo, hi) ? 0 : hi - lo;
             auto [src_lo, src_hi] = pages(o.src_offset, o.length);
+            if (o.any) {
+                // A device fault on the source brings its whole block.
+                const std::size_t block = model_block / page_bytes;
+                const std::size_t src_pages = (m_model.bytes(o.src).size() + page_bytes - 1) / page_bytes;
+                src_lo = src_lo / block * block;
+                src_hi = std::min((src_hi + block - 1) / block * block, src_pages);
+            }
             if (o.src != o.id)
                 return (in_place(o.id, lo, hi) ? 0 : hi - lo) + (in_place(o.src, src_lo, src_hi) ? 0 : src_hi - src_lo);
             if (in_place(o.id, lo, hi) && in_place(o.id, src_lo, src_hi)) return 0;
@@ -532,6 +542,14 @@ private:
         }
 
         bool launch(const op& o) {
+            // A copy through the page table that might not fit runs as a
+            // declared one: a replay that fails for room would leave the
+            // faulted run's partial results (docs/device-faults.md).
+            if (o.any && m_owner.m_param.budget && declared_pages(o) * page_bytes > model_budget) {
+                op declared = o;
+                declared.any = false;
+                return within_budget(declared_pages(declared), [&] { launch_now(declared); });
+            }
             return within_budget(declared_pages(o), [&] { launch_now(o); });
         }
 
@@ -554,7 +572,11 @@ private:
                     auto* from = reinterpret_cast<std::uint32_t*>(m_bases.at(o.src)) + o.src_offset;
                     const usm::declared_access to =
                         o.read_write ? usm::read_write(x, o.length) : usm::write(x, o.length);
-                    e = dev.launch(kernel(o.device, copy_kernel), g, l, usm::read(from, o.length), to, n);
+                    if (o.any)
+                        e = dev.launch(kernel(o.device, copy_any_kernel), g, l, usm::replayable, usm::any, to,
+                                       usm::ptr<std::uint32_t>(from).address(), n);
+                    else
+                        e = dev.launch(kernel(o.device, copy_kernel), g, l, usm::read(from, o.length), to, n);
                     break;
                 }
             }
@@ -711,13 +733,14 @@ TEST_P(model_test, random_programs_match_the_reference_model) {
             "             %s\n"
             "             usm: %llu host read faults, %llu host write faults, %llu launches, %llu kernel waits, "
             "%llu pages to devices, %llu pages to host, %llu blocks evicted, %llu pages written back, %llu pages "
-            "accessed in place\n",
+            "accessed in place, %llu device faults, %llu replays\n",
             param_name(GetParam()).c_str(), hex(seed).c_str(), program.size(), took, info.check_seconds,
             mix(program).c_str(), static_cast<unsigned long long>(st.host_read_faults),
             static_cast<unsigned long long>(st.host_write_faults), static_cast<unsigned long long>(st.launches),
             static_cast<unsigned long long>(st.kernel_waits), static_cast<unsigned long long>(st.pages_to_device),
             static_cast<unsigned long long>(st.pages_to_host), static_cast<unsigned long long>(st.blocks_evicted),
-            static_cast<unsigned long long>(st.pages_written_back), static_cast<unsigned long long>(st.pages_in_place));
+            static_cast<unsigned long long>(st.pages_written_back), static_cast<unsigned long long>(st.pages_in_place),
+            static_cast<unsigned long long>(st.device_faults), static_cast<unsigned long long>(st.replays));
         std::fflush(stdout);
         if (program.size() >= 1000) {
             // A program that never faulted or migrated would check little.
@@ -725,6 +748,8 @@ TEST_P(model_test, random_programs_match_the_reference_model) {
             EXPECT_GT(st.host_write_faults, 0u);
             EXPECT_GT(st.pages_to_device, 0u);
             EXPECT_GT(st.pages_to_host, 0u);
+            EXPECT_GT(st.device_faults, 0u) << "copies through the page table never faulted";
+            EXPECT_GT(st.replays, 0u);
             if (GetParam().budget) {
                 EXPECT_GT(st.blocks_evicted, 0u);
                 EXPECT_GT(st.pages_written_back, 0u);
