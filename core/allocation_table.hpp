@@ -51,6 +51,9 @@ struct allocation {
     /// The context-wide count of copies per location (device residency
     /// against the budget), kept by set_state.
     std::array<std::size_t, max_locations>* resident = nullptr;
+    /// Bumped whenever a page's copies change (set_state): a device page
+    /// table rebuilds an allocation's entries only when this moved.
+    std::uint64_t version = 0;
     /// What moved in and out of this allocation (context::stats(p)).
     usm::stats counters{};
     /// Where copy changes are traced (USM_TRACE), or null.
@@ -77,6 +80,7 @@ struct allocation {
     void set_state(std::size_t page, location_mask valid, location_mask in_place, bool zero) noexcept {
         page_state& st = pages[page];
         const location_mask before = st.copies();
+        const location_mask was_valid = st.valid, was_in_place = st.in_place;
         in_place_pages -= st.in_place != 0 ? 1 : 0;
         st.valid = valid;
         st.in_place = static_cast<location_mask>(in_place & valid & ~bit(host_location));
@@ -95,7 +99,8 @@ struct allocation {
         }
         zero_pages = zero_pages - (st.zero ? 1 : 0) + (zero ? 1 : 0);
         st.zero = zero;
-        if (trace != nullptr && (before ^ after) != 0) trace->residency(id, page, st.valid);
+        if (was_valid != st.valid || was_in_place != st.in_place) ++version;
+        if (trace != nullptr && was_valid != st.valid) trace->residency(id, page, st.valid);
     }
     /// set_state keeping the in-place copies that stay valid.
     void set_copies(std::size_t page, location_mask valid, bool zero) noexcept {

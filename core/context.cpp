@@ -189,7 +189,7 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
                     format_bytes(m_space->size()), " address space (USM_VA_SIZE or context_options::va_size)");
 
     const std::size_t pages = round_up_to_pages(bytes) >> page_shift;
-    const double began = m_trace.now();
+    const double began = m_trace.on() ? m_trace.now() : 0;
     lock_type lock(m_lock);
     // One guard page after each allocation: an overrun faults as a stray
     // access instead of reaching the next allocation.

@@ -96,10 +96,18 @@ private:
     /// device that can (importing the allocation's host memory the first
     /// time; a refused import falls back to migration, logged once).
     void choose_in_place(device_slot& dev, std::vector<range_request>& ranges);
+    /// Pages a device fault asked for, by allocation id: the context lock is
+    /// let go between rounds, and the allocation may be freed meanwhile.
+    struct serviced_range {
+        const std::byte* base = nullptr;
+        std::uint64_t id = 0;
+        std::size_t first = 0, end = 0;
+        bool writes = false;
+    };
     /// What the rounds of a launch through the page table share.
     struct table_launch {
-        bool anywhere = false;                ///< usm::any (else usm::declared)
-        std::vector<range_request> serviced;  ///< pages earlier rounds' device faults brought
+        bool anywhere = false;                 ///< usm::any (else usm::declared)
+        std::vector<serviced_range> serviced;  ///< pages earlier rounds' device faults brought
     };
     /// Stages, binds and submits one launch (and, with `table`, the page
     /// table in step with it); returns its point. Under the lock.

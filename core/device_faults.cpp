@@ -36,7 +36,7 @@ std::vector<upload_op> context_impl::prepare_table(device_slot& dev, std::span<c
                                                    std::vector<const device_mirror*>& reachable,
                                                    std::vector<range_use>& uses) {
     const location where = dev.where;
-    const bool checked = m_options.check;
+    const bool checked = m_options.check && !table.anywhere;  // usm::any is checked against the table only
     const std::vector<space_range> declared = declared_ranges(args);
     if (checked && declared.size() > max_space_ranges)
         throw_error(errc::unsupported, "launch on ", dev.backend->properties().name, ": checked mode (USM_CHECK) ",
@@ -47,70 +47,112 @@ std::vector<upload_op> context_impl::prepare_table(device_slot& dev, std::span<c
     m_allocations.for_each([&](const allocation& a) {
         extent = std::max(extent, static_cast<std::size_t>(a.base - view) / page_size + a.page_count);
     });
-    std::vector<std::uint64_t> entries(extent, 0);
+    // Everything that may throw comes first: from the first entry written,
+    // the host copy is ahead of the device's until this launch's batch lands
+    // (a failure after that invalidates the table).
+    device_mirror& block_mirror = dev.table.block(*dev.backend);
+    device_page_table& t = dev.table;
+    t.reserve(*dev.backend, extent);
+    const device_mirror* table_mirror = t.table();
+    const std::uint64_t table_address = dev.backend->device_address(*table_mirror);
+    reachable.push_back(table_mirror);
 
-    // Device addresses, looked up once per mirror.
-    const device_mirror* last = nullptr;
-    std::uint64_t last_address = 0;
+    // Device addresses of an allocation's segments and import, looked up
+    // once per allocation.
+    const allocation* cached = nullptr;
+    std::vector<std::uint64_t> segment_address;
+    std::uint64_t import_address = 0;
     auto address_of = [&](const device_mirror* m) {
-        if (m != last) {
-            last = m;
-            last_address = dev.backend->device_address(*m);
-            if (std::find(reachable.begin(), reachable.end(), m) == reachable.end()) reachable.push_back(m);
-        }
-        return last_address;
+        if (std::find(reachable.begin(), reachable.end(), m) == reachable.end()) reachable.push_back(m);
+        return dev.backend->device_address(*m);
+    };
+    auto addresses = [&](const allocation& a) {
+        if (&a == cached) return;
+        cached = &a;
+        const auto& segments = a.segments[where];
+        segment_address.assign(segments.size(), 0);
+        for (std::size_t s = 0; s < segments.size(); ++s)
+            if (segments[s]) segment_address[s] = address_of(segments[s].get());
+        import_address = a.imports[where] ? address_of(a.imports[where].get()) : 0;
     };
     auto page_entry = [&](const allocation& a, std::size_t p, bool in_place, std::uint64_t permission) {
-        const std::size_t offset = p << page_shift;
-        std::uint64_t at = 0;
-        if (in_place) {
-            at = address_of(a.imports[where].get()) + offset;
-        } else {
-            auto [mirror, within] = m_coherence.segment_at(a, where, offset);
-            at = address_of(mirror) + within;
-        }
+        addresses(a);
+        const std::uint64_t at = in_place
+                                     ? import_address + (p << page_shift)
+                                     : segment_address[p / dev.segment_pages] + ((p % dev.segment_pages) << page_shift);
         return (at << table_address_shift) | permission;
     };
-    auto index_of = [&](const allocation& a, std::size_t p) {
-        return static_cast<std::size_t>(a.base - view) / page_size + p;
-    };
+    auto first_entry = [&](const allocation& a) { return static_cast<std::size_t>(a.base - view) / page_size; };
 
-    // What the device holds now, unless checked mode limits the kernel to
-    // its declared ranges.
-    if (table.anywhere || !checked) {
-        m_allocations.for_each([&](const allocation& a) {
-            if (a.valid_pages[where] == 0 && a.in_place_pages == 0) return;
-            bool any = false, writes = false;
-            for (std::size_t p = 0; p < a.page_count; ++p) {
-                const page_state& st = a.pages[p];
-                if (!st.valid_at(where)) continue;
-                const bool alone = st.valid == bit(where);
-                entries[index_of(a, p)] =
-                    page_entry(a, p, (st.in_place & bit(where)) != 0, table_read | (alone ? table_write : 0));
-                any = true;
-                writes = writes || alone;
+    auto& slices = t.slices();
+    try {
+        // Slices that no longer hold what the device has: of allocations
+        // freed (or moved: a new one at another place under the same id
+        // cannot happen, ids are unique), or written ahead of a commit, or,
+        // for a usm::declared kernel, every slice (it gets its ranges only).
+        for (auto it = slices.begin(); it != slices.end();) {
+            const allocation* a = m_allocations.find_base(m_space->view_begin() + it->second.first * page_size);
+            const bool live = a != nullptr && a->id == it->first && first_entry(*a) == it->second.first;
+            if (live && table.anywhere && it->second.version != device_page_table::overlaid) {
+                ++it;
+                continue;
             }
-            if (any) uses.push_back({&a, 0, a.page_count, writes});
-        });
-    }
-    // This launch's pages, as they will be once staged and committed: read
-    // ranges shared (or still exclusive), written ones exclusive. Checked
-    // mode grants the declared access only.
-    for (const range_request& r : ranges)
-        for (std::size_t p = r.first_page; p < r.end_page; ++p) {
-            std::uint64_t& e = entries[index_of(*r.alloc, p)];
-            const std::uint64_t now = checked ? 0 : e & table_permissions;
-            e = page_entry(*r.alloc, p, r.in_place, now | table_read | (r.writes ? table_write : 0));
+            for (std::size_t e = it->second.first; e < it->second.first + it->second.pages; ++e) t.set(e, 0);
+            it = slices.erase(it);
         }
-
-    std::vector<upload_op> ops = dev.table.update(*dev.backend, std::move(entries));
-    const device_mirror* table_mirror = dev.table.table();
-    reachable.push_back(table_mirror);
+        // What the device holds now, for a kernel that may go anywhere: the
+        // slices of allocations whose copies changed since they were written.
+        if (table.anywhere) {
+            m_allocations.for_each([&](const allocation& a) {
+                const bool held = a.valid_pages[where] != 0 || a.in_place_pages != 0;
+                auto it = slices.find(a.id);
+                if (it != slices.end() && it->second.version == a.version) {
+                    addresses(a);  // the kernel may reach its mirrors
+                    uses.push_back({&a, 0, a.page_count, it->second.writes});
+                    return;
+                }
+                if (!held && it == slices.end()) return;
+                const std::size_t first = first_entry(a);
+                bool writes = false;
+                for (std::size_t p = 0; p < a.page_count; ++p) {
+                    const page_state& st = a.pages[p];
+                    if (!st.valid_at(where)) {
+                        t.set(first + p, 0);
+                        continue;
+                    }
+                    const bool alone = st.valid == bit(where);
+                    t.set(first + p,
+                          page_entry(a, p, (st.in_place & bit(where)) != 0, table_read | (alone ? table_write : 0)));
+                    writes = writes || alone;
+                }
+                slices[a.id] = {a.version, first, a.page_count, writes};
+                uses.push_back({&a, 0, a.page_count, writes});
+            });
+        }
+        // This launch's pages, as they will be once staged and committed:
+        // read ranges shared (or still exclusive), written ones exclusive.
+        // Checked mode grants a usm::declared kernel the declared access
+        // only. Their slices are rebuilt next time (the commit may differ).
+        for (const range_request& r : ranges) {
+            const allocation& a = *r.alloc;
+            const std::size_t first = first_entry(a);
+            for (std::size_t p = r.first_page; p < r.end_page; ++p) {
+                const std::uint64_t now = checked ? 0 : t.entry(first + p) & table_permissions;
+                t.set(first + p, page_entry(a, p, r.in_place, now | table_read | (r.writes ? table_write : 0)));
+            }
+            device_page_table::slice& s = slices[a.id];
+            s = {device_page_table::overlaid, first, a.page_count, s.writes || r.writes};
+        }
+    } catch (...) {
+        t.invalidate();
+        throw;
+    }
+    std::vector<upload_op> ops = t.take_uploads();
 
     space_block block{};
     block.header.base = reinterpret_cast<std::uintptr_t>(view);
     block.header.pages = extent;
-    block.header.table = dev.backend->device_address(*table_mirror);
+    block.header.table = table_address;
     block.header.flags = (checked ? space_checked : 0) | (table.anywhere ? space_anywhere : 0);
     block.header.fault_capacity = fault_capacity;
     block.header.device = static_cast<std::uint32_t>(dev.index);
@@ -120,7 +162,7 @@ std::vector<upload_op> context_impl::prepare_table(device_slot& dev, std::span<c
     }
     auto& host = dev.table.host_block();
     std::memcpy(host.data(), &block, sizeof block);
-    ops.push_back({&dev.table.block(*dev.backend), 0, host.data(), sizeof block});
+    ops.push_back({&block_mirror, 0, host.data(), sizeof block});
     return ops;
 }
 
@@ -130,15 +172,26 @@ event context_impl::launch_through_table(device_slot& dev, const kernel& k, dims
     device_page_table::launch_guard one_at_a_time(dev.table);
     lock_type lock(m_lock);
     const std::vector<space_range> declared = declared_ranges(args);
+    const bool checked = m_options.check && !table.anywhere;
     std::uint64_t faults_in_all = 0;
+    auto fault_error = [&](const fault_record& f, const allocation* a, const char* why) {
+        const void* address = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(f.address));
+        std::string where_it_is;
+        if (a != nullptr) where_it_is = concat(" (allocation ", a->id, ", page ", a->page_of(address), ")");
+        throw_error(errc::device_fault, "launch of '", k.name(), "' on ", device_name, " (device ", dev.index,
+                    "): device fault: ", access_word(f.access), " at ", address, where_it_is, " ", why, "; ",
+                    faults_in_all, " device fault", faults_in_all == 1 ? "" : "s", " in all");
+    };
     for (unsigned round = 0;; ++round) {
         const sync_point done = submit_launch(lock, dev, k, grid_dims, group_dims, g, args, &table);
+        if (round > 0) count(m_stats, &usm::stats::replays, 1, nullptr, &dev);
         lock.unlock();
         context_mutex::assert_none_held();
         try {
             dev.backend->wait(done);
         } catch (...) {
             lock.lock();
+            dev.table.invalidate();  // the table's upload may be what failed
             throw;
         }
         lock.lock();
@@ -165,61 +218,68 @@ event context_impl::launch_through_table(device_slot& dev, const kernel& k, dims
                                     "\", \"access\": \"", access_word(records.front().access), "\""));
         }
 
-        // Each fault is serviced (its block brought, for writing if it
-        // wrote) or fatal: outside every allocation, outside what the launch
+        // Each fault is serviced (its page brought, for writing if it wrote)
+        // or fatal: outside every allocation, outside what the launch
         // declared, or in a kernel that cannot run again.
-        std::vector<range_request> more;
+        std::vector<serviced_range> more;
+        const fault_record* fatal = nullptr;
+        const allocation* fatal_in = nullptr;
+        const char* why = nullptr;
         for (const fault_record& f : records) {
             const void* address = reinterpret_cast<const void*>(static_cast<std::uintptr_t>(f.address));
             allocation* a = m_allocations.find(address);
-            const bool in_declared = std::any_of(declared.begin(), declared.end(), [&](const space_range& r) {
-                return f.address >= r.begin && f.address < r.end && (r.access & f.access) == f.access;
-            });
-            const char* why = nullptr;
+            if (a != nullptr) ++a->counters.device_faults;  // the recorded ones; the context and device count all
+            if (fatal != nullptr) continue;
+            const space_range* range = nullptr;
+            for (const space_range& r : declared)
+                if (f.address >= r.begin && f.address < r.end) range = &r;
+            const char* fails = nullptr;
             if (a == nullptr)
-                why = "is not in a live allocation of this context";
-            else if (!table.anywhere && !in_declared)
-                why = m_options.check ? "is outside the launch's declared ranges (checked mode)"
-                                      : "is outside the launch's declared ranges (usm::declared)";
+                fails = "is not in a live allocation of this context";
+            else if (checked)  // the table grants every declared page: only the byte check faults
+                fails = range != nullptr && (range->access & f.access) != f.access
+                            ? "is in a range the launch declared read-only (checked mode)"
+                            : "is outside the launch's declared ranges (checked mode)";
+            else if (!table.anywhere)
+                fails = range == nullptr ? "is outside the launch's declared ranges (usm::declared)"
+                                         : "is in a range the launch declared read-only (usm::declared)";
             else if (!replayable)
-                why = (f.access & table_write) != 0 && a->pages[a->page_of(address)].valid_at(dev.where)
-                          ? "is read-only on the device, and the kernel is not usm::replayable"
-                          : "is not valid on the device, and the kernel is not usm::replayable";
-            if (why != nullptr) {
-                std::string where_it_is;
-                if (a != nullptr) where_it_is = concat(" (allocation ", a->id, ", page ", a->page_of(address), ")");
-                throw_error(errc::device_fault, "launch of '", k.name(), "' on ", device_name, " (device ", f.device,
-                            "): device fault: ", access_word(f.access), " at ", address, where_it_is, " ", why, "; ",
-                            faults_in_all, " device fault", faults_in_all == 1 ? "" : "s", " in all");
+                fails = (f.access & table_write) != 0 && a->pages[a->page_of(address)].valid_at(dev.where)
+                            ? "is read-only on the device, and the kernel is not usm::replayable"
+                            : "is not valid on the device, and the kernel is not usm::replayable";
+            if (fails != nullptr) {
+                fatal = &f;
+                fatal_in = a;
+                why = fails;
+                continue;
             }
-            ++a->counters.device_faults;  // the recorded ones; the context and device count all
             const std::size_t page = a->page_of(address);
-            const std::size_t block = page / a->block_pages * a->block_pages;
-            const bool writes = (f.access & table_write) != 0;
-            // A read brings the block around it, as a host fault does; a write
-            // takes only its page (the host keeps the rest).
-            more.push_back({a, block, std::min(block + a->block_pages, a->page_count), true, false});
-            if (writes) more.push_back({a, page, page + 1, true, true});
+            // A read brings the block around it, as a host fault does; a
+            // write takes only its page (the host keeps the rest).
+            if ((f.access & table_write) != 0) {
+                more.push_back({a->base, a->id, page, page + 1, true});
+            } else {
+                const std::size_t block = page / a->block_pages * a->block_pages;
+                more.push_back({a->base, a->id, block, std::min(block + a->block_pages, a->page_count), false});
+            }
         }
+        if (fatal != nullptr) fault_error(*fatal, fatal_in, why);
+
         // Progress: a round must grant something the previous ones did not,
-        // else the kernel would fault forever.
-        const std::vector<range_request> before = merge_requests(table.serviced);
-        auto covered = [&](const range_request& r) {
-            return std::any_of(before.begin(), before.end(), [&](const range_request& s) {
-                return s.alloc == r.alloc && s.first_page <= r.first_page && r.end_page <= s.end_page &&
-                       (s.writes || !r.writes);
+        // else the kernel would fault forever. (Faults past the log's
+        // capacity were not seen: they may be new.)
+        auto covered = [&](const serviced_range& r) {
+            return std::any_of(table.serviced.begin(), table.serviced.end(), [&](const serviced_range& s) {
+                return s.id == r.id && s.first <= r.first && r.end <= s.end && (s.writes || !r.writes);
             });
         };
-        if (std::all_of(more.begin(), more.end(), covered)) {
+        if (header.fault_count <= fault_capacity && std::all_of(more.begin(), more.end(), covered)) {
             const fault_record& f = records.front();
-            throw_error(errc::device_fault, "launch of '", k.name(), "' on ", device_name,
-                        ": device fault: ", access_word(f.access), " at ", reinterpret_cast<const void*>(f.address),
-                        " again after usm granted it (an access straddling two device buffers?); ", faults_in_all,
-                        " device faults in all");
+            fault_error(f, m_allocations.find(reinterpret_cast<const void*>(static_cast<std::uintptr_t>(f.address))),
+                        "faulted again after usm granted it (an access straddling two device buffers?)");
         }
-        table.serviced.insert(table.serviced.end(), more.begin(), more.end());
-        table.serviced = merge_requests(std::move(table.serviced));
-        count(m_stats, &usm::stats::replays, 1, nullptr, &dev);
+        for (const serviced_range& r : more)
+            if (!covered(r)) table.serviced.push_back(r);
     }
 }
 

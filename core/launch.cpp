@@ -47,7 +47,7 @@ std::string with_usm_helpers(std::string_view source) {
             directive.starts_with("#include") && (directive.find("\"usm.cl\"") != std::string_view::npos ||
                                                   directive.find("<usm.cl>") != std::string_view::npos);
         if (includes) {
-            out += concat("#line 1 \"usm.cl\"\n", usm::kernels::usm_cl, "\n#line ", line + 1, "\n");
+            out += concat("#line 1 \"usm.cl\"\n", usm::kernels::usm_cl, "\n#line ", line + 1, " \"kernel.cl\"\n");
         } else {
             out += text;
             out += '\n';
@@ -190,7 +190,12 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
     std::vector<range_request> ranges;
     for (;;) {
         std::vector<range_request> requested = resolve_ranges(dev, args);
-        if (table != nullptr) requested.insert(requested.end(), table->serviced.begin(), table->serviced.end());
+        if (table != nullptr)
+            for (const serviced_range& r : table->serviced)
+                // Gone since (freed by another thread): the kernel's next
+                // access there faults as outside every allocation.
+                if (allocation* a = m_allocations.find_base(r.base); a != nullptr && a->id == r.id)
+                    requested.push_back({a, r.first, r.end, true, r.writes});
         ranges = merge_requests(std::move(requested));
         choose_in_place(dev, ranges);
         m_inflight.retire_completed();
@@ -219,6 +224,25 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
         if (table != nullptr) dev.table.invalidate();  // the table's copy may be half written
         throw;
     }
+
+    // A launch that fails after its staging batch was queued: the batch may
+    // still read the page table's host copies, which the next launch through
+    // the table rewrites, so it is waited for (without the lock); the
+    // device's table is then taken as unknown.
+    auto unwind_table = [&]() noexcept {
+        if (table == nullptr) return;
+        if (!staged.empty()) {
+            lock.unlock();
+            try {
+                dev.backend->wait(staged);
+            } catch (const std::exception& e) {
+                log(log_level::warn, "launch on ", dev.backend->properties().name,
+                    ": the page table's upload failed too: ", e.what());
+            }
+            lock.lock();
+        }
+        dev.table.invalidate();
+    };
 
     std::vector<bound_arg> bound;
     bound.reserve(args.size());
@@ -252,6 +276,7 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
                     m_coherence.ensure_segments(*owner, dev, page, page + 1);
                 } catch (...) {
                     m_coherence.abandon_launch(ranges);
+                    unwind_table();
                     throw;
                 }
                 empty_uses.push_back({owner, page, page, false});
@@ -281,6 +306,7 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
     };
     wait_for(staged);
     for (const range_request& r : ranges) wait_for(r.alloc->last_upload[dev.where]);
+    for (const range_use& u : table_uses) wait_for(u.alloc->last_upload[dev.where]);  // reached through the table
     sync_point done;
     const double submitted = m_trace.now();
     try {
@@ -288,6 +314,7 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
         done = dev.backend->launch(*k.state()->compiled, grid_dims, group_dims, bound, after);
     } catch (...) {
         m_coherence.abandon_launch(ranges);
+        unwind_table();
         throw;
     }
     m_coherence.commit_launch(dev.where, ranges, done);

@@ -15,43 +15,38 @@ constexpr std::size_t min_capacity = 4096 / sizeof(std::uint64_t);  // one page 
 
 }  // namespace
 
-std::vector<upload_op> device_page_table::update(device_backend& dev, std::vector<std::uint64_t> entries) {
-    if (entries.size() > m_capacity || !m_table) {
-        const std::size_t capacity = std::max(min_capacity, std::bit_ceil(entries.size()));
-        auto grown = dev.create_mirror(capacity * sizeof(std::uint64_t));
-        m_old = std::move(m_table);
-        m_table = std::move(grown);
-        m_capacity = capacity;
-        m_known = false;
-    }
-    entries.resize(m_capacity, 0);  // entries past the live ones read "no copy"
+void device_page_table::reserve(device_backend& dev, std::size_t entries) {
+    if (m_table && entries <= m_entries.size()) return;
+    const std::size_t capacity = std::max({min_capacity, std::bit_ceil(entries), m_entries.size()});
+    auto grown = dev.create_mirror(capacity * sizeof(std::uint64_t));
+    m_old = std::move(m_table);
+    m_table = std::move(grown);
+    m_entries.resize(capacity, 0);  // the new entries read "no copy"
+    m_known = false;                // a new mirror: everything goes
+    m_changed.clear();
+}
+
+std::vector<upload_op> device_page_table::take_uploads() {
     std::vector<upload_op> ops;
     auto copy = [&](std::size_t first, std::size_t end) {
         ops.push_back({m_table.get(), first * sizeof(std::uint64_t),
-                       reinterpret_cast<const std::byte*>(entries.data() + first),
+                       reinterpret_cast<const std::byte*>(m_entries.data() + first),
                        (end - first) * sizeof(std::uint64_t)});
     };
     if (!m_known) {
-        copy(0, entries.size());
+        copy(0, m_entries.size());
     } else {
+        // Runs of changed entries, disjoint (one batch), close ones merged.
+        std::sort(m_changed.begin(), m_changed.end());
         std::size_t i = 0;
-        while (i < entries.size()) {
-            if (entries[i] == m_entries[i]) {
-                ++i;
-                continue;
-            }
-            std::size_t end = i + 1, last = i;
-            while (end < entries.size() && end - last <= merge_gap) {
-                if (entries[end] != m_entries[end]) last = end;
-                ++end;
-            }
-            copy(i, last + 1);
-            i = last + 1;
+        while (i < m_changed.size()) {
+            const std::size_t first = m_changed[i];
+            std::size_t last = first;
+            while (++i < m_changed.size() && m_changed[i] - last <= merge_gap) last = m_changed[i];
+            copy(first, last + 1);
         }
     }
-    // The ops point into `entries`, which becomes the host copy: moving a
-    // vector keeps its buffer.
-    m_entries = std::move(entries);
+    m_changed.clear();
     m_known = true;
     return ops;
 }

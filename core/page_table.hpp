@@ -17,11 +17,13 @@
 // fixed: those files must change with it.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "core/device_interface.hpp"
@@ -87,25 +89,64 @@ public:
     /// Taken first, before any other usm lock (core/lock_order.hpp, level 0).
     class launch_guard {
     public:
-        explicit launch_guard(device_page_table& t) : m_lock(t.m_launch) {
+        // The order is checked before blocking: a misuse aborts with a
+        // message instead of deadlocking.
+        explicit launch_guard(device_page_table& t) : m_mutex(t.m_launch) {
             lock_ranks::acquire(lock_level::device_table);
+            m_mutex.lock();
         }
-        ~launch_guard() { lock_ranks::release(lock_level::device_table); }
+        ~launch_guard() {
+            m_mutex.unlock();
+            lock_ranks::release(lock_level::device_table);
+        }
         launch_guard(const launch_guard&) = delete;
         launch_guard& operator=(const launch_guard&) = delete;
 
     private:
-        std::lock_guard<std::mutex> m_lock;
+        std::mutex& m_mutex;
     };
 
-    /// The copies that make the device's table equal `entries` (which it
-    /// keeps as the host copy): the changed runs, or all of it after the
-    /// table had to grow (a new, larger mirror; the old one is kept until
-    /// `retire_old` as a launch may still read it). Under the context lock.
-    std::vector<upload_op> update(device_backend& dev, std::vector<std::uint64_t> entries);
-    /// The device's copy is unknown (an upload failed): the next update
-    /// sends everything.
-    void invalidate() noexcept { m_known = false; }
+    /// One allocation's slice of the table, as last written: its entries
+    /// hold its page states as of `version` (allocation::version), or, with
+    /// version `overlaid`, something else (a launch's ranges before they
+    /// were committed, checked mode's declared ranges): recomputed next time.
+    struct slice {
+        std::uint64_t version = 0;
+        std::size_t first = 0, pages = 0;  // entry index and count
+        bool writes = false;               // some entry grants write
+    };
+    static constexpr std::uint64_t overlaid = ~std::uint64_t{0};
+
+    /// Makes the table hold at least `entries` entries (a new, larger mirror
+    /// when it must grow: the old one is kept until retire_old, and every
+    /// entry is sent again). Throws out_of_memory from create_mirror with
+    /// nothing changed. Under the context lock.
+    void reserve(device_backend& dev, std::size_t entries);
+    /// The host copy: what the device's table holds once the pending
+    /// uploads land. Write entries through set().
+    std::uint64_t entry(std::size_t i) const noexcept { return m_entries[i]; }
+    /// Sets entry `i`, remembering it for the next upload when it changes.
+    void set(std::size_t i, std::uint64_t value) {
+        if (m_entries[i] == value) return;
+        m_entries[i] = value;
+        if (m_known) m_changed.push_back(i);
+    }
+    /// The slices written, by allocation id.
+    std::unordered_map<std::uint64_t, slice>& slices() noexcept { return m_slices; }
+    /// The copies that bring the device's table to the host copy: the changed
+    /// runs, or all of it when the device's copy is unknown. The host copy
+    /// stays unchanged until the next launch through the table, which comes
+    /// after these are complete.
+    std::vector<upload_op> take_uploads();
+    /// The device's copy is unknown (an upload failed, or a launch that wrote
+    /// entries ahead of its commit did not happen): the next launch rebuilds
+    /// every slice and sends everything.
+    void invalidate() noexcept {
+        m_known = false;
+        m_slices.clear();
+        m_changed.clear();
+        std::fill(m_entries.begin(), m_entries.end(), 0);  // no stale grant survives
+    }
     /// Drops a table replaced by growth (every launch that read it is done).
     void retire_old() noexcept { m_old.reset(); }
 
@@ -120,8 +161,9 @@ private:
     std::mutex m_launch;
     std::unique_ptr<device_mirror> m_table;
     std::unique_ptr<device_mirror> m_old;
-    std::size_t m_capacity = 0;  // entries m_table holds
-    std::vector<std::uint64_t> m_entries;
+    std::vector<std::uint64_t> m_entries;  // m_table's size
+    std::vector<std::size_t> m_changed;    // entries set since the last upload
+    std::unordered_map<std::uint64_t, slice> m_slices;
     bool m_known = false;
     std::unique_ptr<device_mirror> m_block;
     alignas(8) std::array<std::byte, space_block_bytes> m_host_block{};

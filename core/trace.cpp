@@ -62,8 +62,16 @@ void tracer::complete(std::string_view name, std::string_view category, std::uin
     m_events.push_back({std::string(name), std::string(category), track, begin, std::max(begin, end), std::move(args)});
 }
 
-void tracer::residency(std::uint64_t id, std::size_t page, std::uint16_t valid) {
+void tracer::residency(std::uint64_t id, std::size_t page, std::uint16_t valid) noexcept {
     if (!on()) return;
+    try {
+        record_residency(id, page, valid);
+    } catch (const std::exception& e) {  // a trace never fails the program
+        log(log_level::error, "USM_TRACE: residency event lost: ", e.what());
+    }
+}
+
+void tracer::record_residency(std::uint64_t id, std::size_t page, std::uint16_t valid) {
     const double at = now();
     const std::uint64_t track = this_thread();
     std::lock_guard lock(m_lock);

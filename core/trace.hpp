@@ -49,7 +49,7 @@ public:
     /// another within a few microseconds on one thread with the same mask
     /// become one "residency" event (docs/tracing.md), so a migration of a
     /// run of pages is one event.
-    void residency(std::uint64_t id, std::size_t page, std::uint16_t valid);
+    void residency(std::uint64_t id, std::size_t page, std::uint16_t valid) noexcept;
 
 private:
     struct event {
@@ -67,6 +67,7 @@ private:
         std::uint64_t track = 0;
         double begin = 0, last = 0;
     };
+    void record_residency(std::uint64_t id, std::size_t page, std::uint16_t valid);
     void flush_run();  // under m_lock
 
     std::string m_path;

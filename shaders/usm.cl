@@ -77,6 +77,7 @@ bool usm_in_declared(__global usm_space* s, ulong address, ulong end, uint acces
 /* The device address of `bytes` (1 to 4096) at usm address `address`, for
    `access` (USM_READ, USM_WRITE or both); 0 after recording a fault. */
 ulong usm_translate(__global usm_space* s, ulong address, uint bytes, uint access) {
+    access = max(access, USM_READ); /* no access at all is checked as a read */
     ulong end = address + (ulong)max(bytes, 1u);
     if ((s->flags & USM_CHECKED) != 0u && (s->flags & USM_ANYWHERE) == 0u &&
         !usm_in_declared(s, address, end, access)) {

@@ -75,7 +75,7 @@ void usm_fault(usm_space s, uint64_t address, uint access) {
 
 // True once any invocation of this launch recorded a fault: a kernel may
 // stop early, since usm will run it again (or report the fault).
-bool usm_faulted(usm_space s) { return s.fault_count != 0u; }
+bool usm_faulted(usm_space s) { return atomicAdd(s.fault_count, 0u) != 0u; }  // an atomic read: not cached
 
 bool usm_in_declared(usm_space s, uint64_t address, uint64_t end, uint access) {
     for (uint i = 0u; i < s.range_count; ++i)
@@ -87,6 +87,7 @@ bool usm_in_declared(usm_space s, uint64_t address, uint64_t end, uint access) {
 // The device address of `bytes` (1 to 4096) at usm address `address`, for
 // `access` (USM_READ, USM_WRITE or both); 0 after recording a fault.
 uint64_t usm_translate(usm_space s, uint64_t address, uint bytes, uint access) {
+    access = max(access, USM_READ);  // no access at all is checked as a read
     uint64_t end = address + uint64_t(max(bytes, 1u));
     if ((s.flags & USM_CHECKED) != 0u && (s.flags & USM_ANYWHERE) == 0u &&
         !usm_in_declared(s, address, end, access)) {

@@ -22,6 +22,7 @@
 #include <kernels/tree_find_comp.hpp>
 
 #include "core/context_impl.hpp"
+#include "core/fault_injection.hpp"
 #include "support.hpp"
 
 namespace {
@@ -134,6 +135,25 @@ TEST_P(device_faults, write_faults_take_the_page_and_the_host_reads_the_stores) 
     ctx->impl().check_invariants();
 }
 
+TEST_P(device_faults, a_write_fault_takes_its_page_alone) {
+    make_pages(4);  // host-only, written by the host
+    usm::ptr<std::uint64_t> at = ctx->alloc<std::uint64_t>(1);
+    usm::ptr<std::uint32_t> values = ctx->alloc<std::uint32_t>(1);
+    usm::ptr<std::uint32_t> done = ctx->alloc<std::uint32_t>(1);
+    at[0] = (data + 2 * words_per_page + 9).address();
+    values[0] = 4242;
+    usm::kernel k = usm_test::load(*dev, USM_TEST_KERNEL(test_scatter));
+    dev->launch(k, usm::grid{1}, usm::group{1}, usm::replayable, usm::any, usm::read(at, 1), usm::read(values, 1),
+                usm::write(done, 1), usm::read_write(out, 1), std::uint32_t{1})
+        .wait();
+    const usm::range_info info = ctx->query(data, 4 * words_per_page);
+    EXPECT_EQ(info.device_pages.at(0), 1u) << "only the written page went to the device";
+    EXPECT_EQ(info.host_pages, 3u);
+    EXPECT_EQ(done[0], 1u);
+    EXPECT_EQ(data[2 * words_per_page + 9], 4242u);
+    EXPECT_EQ(ctx->stats(data).device_faults, 1u);
+}
+
 TEST_P(device_faults, non_replayable_kernel_raises_device_fault_naming_the_address) {
     make_pages(3);
     try {
@@ -184,6 +204,14 @@ TEST_P(device_faults, declared_kernel_may_not_reach_undeclared_pages) {
         EXPECT_NE(std::string(e.what()).find("outside the launch's declared ranges"), std::string::npos) << e.what();
     }
     EXPECT_EQ(ctx->stats().replays, 0u) << "faults outside the declared ranges are never served";
+
+    // Even pages the device holds (brought by a usm::any launch) are out of
+    // a usm::declared kernel's reach.
+    gather(true).wait();
+    expect_gathered();
+    EXPECT_THROW(dev->launch(k, usm::grid{1}, usm::group{64}, usm::declared, usm::read(where, count),
+                             usm::write(out, count), static_cast<std::uint32_t>(count)),
+                 usm::error);
 }
 
 TEST_P(device_faults, replayable_without_the_page_table_is_invalid) {
@@ -278,6 +306,24 @@ TEST_P(device_faults, tree_built_on_the_host_is_queried_by_the_device) {
         const std::uint32_t expected = i % 2 == 0 ? (i * 31u) % keys : 0xffffffffu;
         EXPECT_EQ(results[i], expected) << "query " << i << " (key " << queries[i] << ")";
     }
+}
+
+TEST_P(device_faults, a_failed_upload_leaves_no_stale_grant_in_the_table) {
+    make_pages(4);
+    gather(true).wait();  // the device holds the pages; the table says so
+    // The host writes every page back (the device's copies are dropped),
+    // then the next launch's batch (table changes included) fails.
+    for (std::size_t p = 0; p < count; ++p) data[p * words_per_page + 5] = static_cast<std::uint32_t>(77 + p);
+    usm::detail::testing::inject_failure(usm::detail::testing::injected_call::upload);
+    EXPECT_THROW(gather(true).wait(), usm::error);
+    usm::detail::testing::clear_injected_failures();
+    // The next launch sees the host's values: the device's stale copies are
+    // not granted by a table the failed batch left half written.
+    const usm::stats before = ctx->stats();
+    gather(true).wait();
+    for (std::size_t p = 0; p < count; ++p) EXPECT_EQ(out[p], 77 + p) << "page " << p;
+    EXPECT_EQ(since(before).device_faults, count) << "each page faulted in again";
+    ctx->impl().check_invariants();
 }
 
 TEST_P(device_faults, table_launches_from_several_threads_with_host_traffic_beside_them) {

@@ -19,6 +19,8 @@
 
 #include <kernels/test_increment_cl.hpp>
 #include <kernels/test_increment_comp.hpp>
+#include <kernels/test_model_copy_cl.hpp>
+#include <kernels/test_model_copy_comp.hpp>
 
 #include "report.hpp"
 #include "support.hpp"
@@ -166,6 +168,52 @@ TEST_P(trace, is_trace_event_json_whose_events_follow_the_program) {
     // and legend.
     EXPECT_EQ(rects, drawn.bars + 1 + 6 + drawn.residency_rects + drawn.residency_legend);
     EXPECT_THROW(usm_report::render(json::object(), "not a trace", svg), std::runtime_error);
+}
+
+TEST_P(trace, residency_events_replay_every_change_of_where_pages_are_valid) {
+    usm::kernel increment = usm_test::load(*dev, USM_TEST_KERNEL(test_increment));
+    const std::size_t n = 8 * words_per_page;
+    auto x = ctx->alloc<std::uint32_t>(n);  // allocation 1: migrated
+    auto y = ctx->alloc<std::uint32_t>(n);  // allocation 2: read in place (accessed_by)
+    auto z = ctx->alloc<std::uint32_t>(n);  // allocation 3: y copied into it
+    for (std::size_t i = 0; i < n; ++i) x[i] = y[i] = 1;
+    ctx->advise(y, n, usm::advice::accessed_by, *dev);
+    const bool in_place = dev->properties().host_memory_in_place;
+    dev->launch(increment, usm::grid{n / 64}, usm::group{64}, usm::read_write(x, n), static_cast<std::uint32_t>(n))
+        .wait();
+    usm::kernel copy = usm_test::load(*dev, USM_TEST_KERNEL(test_model_copy));
+    dev->launch(copy, usm::grid{n / 64}, usm::group{64}, usm::read(y, n), usm::write(z, n),
+                static_cast<std::uint32_t>(n))
+        .wait();
+    EXPECT_EQ(x[3], 2u);  // x's page 0 comes home
+    EXPECT_EQ(z[3], 1u);
+    const unsigned device_bit = 1u << (dev->index() + 1);
+
+    // Replay the per-page masks from the events.
+    const json doc = read_trace();
+    std::map<std::uint64_t, std::vector<unsigned>> valid;  // allocation -> per page
+    std::map<std::uint64_t, std::vector<unsigned>> seen;   // every mask a page had
+    for (const json& e : doc["traceEvents"]) {
+        if (e.value("cat", "") != "residency") continue;
+        const std::uint64_t id = e["args"]["allocation"].get<std::uint64_t>();
+        if (e["name"] == "alloc") valid[id].assign(e["args"]["pages"].get<std::size_t>(), 1u);
+        if (e["name"] != "residency") continue;
+        const std::size_t first = e["args"]["first"].get<std::size_t>(), pages = e["args"]["pages"].get<std::size_t>();
+        ASSERT_LE(first + pages, valid[id].size()) << e.dump();
+        for (std::size_t p = first; p < first + pages; ++p) valid[id][p] = e["args"]["valid"].get<unsigned>();
+        if (first == 0) seen[id].push_back(e["args"]["valid"].get<unsigned>());
+    }
+    ASSERT_EQ(valid.size(), 3u);
+    // x: the kernel took every page (device only), then the host read took
+    // page 0 back as a shared copy.
+    EXPECT_EQ(seen[1], (std::vector<unsigned>{device_bit, device_bit | 1u}));
+    for (std::size_t p = 1; p < 8; ++p) EXPECT_EQ(valid[1][p], device_bit) << "x page " << p;
+    // y: read in place, the device's copy is the host memory itself (no
+    // copy moved), and the host keeps its own: still an event.
+    if (in_place) {
+        ASSERT_FALSE(seen[2].empty()) << "no residency event for the in-place read";
+        EXPECT_EQ(seen[2].front(), device_bit | 1u);
+    }
 }
 
 }  // namespace

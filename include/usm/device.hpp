@@ -58,8 +58,9 @@ public:
     std::uint64_t resident_bytes() const;
     /// What usm did on this device (context::stats, narrowed): pages moved
     /// to and from it, transfer batches, launches, device faults, replays,
-    /// evictions. `allocations` and `bytes_allocated` are left 0; host
-    /// faults count only where a device's copy had to come back.
+    /// evictions, pinned and in-place blocks. Host faults, read-ahead,
+    /// kernel waits, `allocations` and `bytes_allocated` belong to the
+    /// context (and the allocations) and stay 0 here.
     usm::stats stats() const;
 
     /// Loads a Vulkan compute kernel. Throws usm::error: kernel_build_failed

@@ -70,8 +70,9 @@ struct space_access {
 /// and runs the kernel again when it is launched usm::replayable, and raises
 /// errc::device_fault otherwise.
 inline constexpr space_access any{true};
-/// The kernel uses the page table only within its declared ranges; any
-/// access outside them is errc::device_fault (checked to the byte with
+/// The kernel uses the page table only within its declared ranges: the
+/// table grants their pages alone, and any access outside them is
+/// errc::device_fault (checked to the byte, and to the declared access, with
 /// context_options::check or USM_CHECK=1).
 inline constexpr space_access declared{false};
 
