@@ -51,9 +51,11 @@ struct allocation {
     /// The context-wide count of copies per location (device residency
     /// against the budget), kept by set_state.
     std::array<std::size_t, max_locations>* resident = nullptr;
-    /// Bumped whenever a page's copies change (set_state): a device page
-    /// table rebuilds an allocation's entries only when this moved.
+    /// Bumped whenever a page's copies change (set_state), and per block the
+    /// version of its last change: a device page table rewrites only the
+    /// blocks that changed since it last wrote the allocation's entries.
     std::uint64_t version = 0;
+    std::vector<std::uint64_t> block_versions;
     /// What moved in and out of this allocation (context::stats(p)).
     usm::stats counters{};
     /// Where copy changes are traced (USM_TRACE), or null.
@@ -99,7 +101,10 @@ struct allocation {
         }
         zero_pages = zero_pages - (st.zero ? 1 : 0) + (zero ? 1 : 0);
         st.zero = zero;
-        if (was_valid != st.valid || was_in_place != st.in_place) ++version;
+        if (was_valid != st.valid || was_in_place != st.in_place) {
+            ++version;
+            if (!block_versions.empty()) block_versions[page / block_pages] = version;
+        }
         if (trace != nullptr && was_valid != st.valid) trace->residency(id, page, st.valid);
     }
     /// set_state keeping the in-place copies that stay valid.

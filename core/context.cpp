@@ -207,6 +207,7 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
     a->resident = &m_resident;
     if (m_trace.on()) a->trace = &m_trace;
     a->block_pages = m_options.block_size >> page_shift;
+    a->block_versions.assign(a->block_count(), 0);
     try {
         m_space->activate(*base, pages << page_shift);
         m_coherence.init_allocation(*a);

@@ -92,56 +92,79 @@ std::vector<upload_op> context_impl::prepare_table(device_slot& dev, std::span<c
         // for a usm::declared kernel, every slice (it gets its ranges only).
         for (auto it = slices.begin(); it != slices.end();) {
             const allocation* a = m_allocations.find_base(m_space->view_begin() + it->second.first * page_size);
-            const bool live = a != nullptr && a->id == it->first && first_entry(*a) == it->second.first;
-            if (live && table.anywhere && it->second.version != device_page_table::overlaid) {
+            if (a != nullptr && a->id == it->first && table.anywhere) {
                 ++it;
                 continue;
             }
             for (std::size_t e = it->second.first; e < it->second.first + it->second.pages; ++e) t.set(e, 0);
             it = slices.erase(it);
         }
-        // What the device holds now, for a kernel that may go anywhere: the
-        // slices of allocations whose copies changed since they were written.
+        // What the device holds now, for a kernel that may go anywhere: in
+        // each allocation's slice, the blocks whose copies changed since it
+        // was written, and the pages an earlier launch wrote ahead of its
+        // commit.
         if (table.anywhere) {
             m_allocations.for_each([&](const allocation& a) {
                 const bool held = a.valid_pages[where] != 0 || a.in_place_pages != 0;
                 auto it = slices.find(a.id);
-                if (it != slices.end() && it->second.version == a.version) {
-                    addresses(a);  // the kernel may reach its mirrors
-                    uses.push_back({&a, 0, a.page_count, it->second.writes});
-                    return;
-                }
-                if (!held && it == slices.end()) return;
+                if (it == slices.end() && !held) return;
                 const std::size_t first = first_entry(a);
-                bool writes = false;
-                for (std::size_t p = 0; p < a.page_count; ++p) {
-                    const page_state& st = a.pages[p];
-                    if (!st.valid_at(where)) {
-                        t.set(first + p, 0);
-                        continue;
+                device_page_table::slice& s = it != slices.end() ? it->second : slices[a.id];
+                const bool fresh = it == slices.end() || s.whole;
+                auto rewrite = [&](std::size_t from, std::size_t to) {
+                    for (std::size_t p = from; p < to; ++p) {
+                        const page_state& st = a.pages[p];
+                        if (!st.valid_at(where)) {
+                            t.set(first + p, 0);
+                            continue;
+                        }
+                        const bool alone = st.valid == bit(where);
+                        t.set(first + p, page_entry(a, p, (st.in_place & bit(where)) != 0,
+                                                    table_read | (alone ? table_write : 0)));
+                        s.writes = s.writes || alone;
                     }
-                    const bool alone = st.valid == bit(where);
-                    t.set(first + p,
-                          page_entry(a, p, (st.in_place & bit(where)) != 0, table_read | (alone ? table_write : 0)));
-                    writes = writes || alone;
+                };
+                if (fresh) {
+                    s = {a.version, first, a.page_count, false, false, {}};
+                    rewrite(0, a.page_count);
+                } else {
+                    if (s.version != a.version)
+                        for (std::size_t b = 0; b < a.block_versions.size(); ++b)
+                            if (a.block_versions[b] > s.version)
+                                rewrite(b * a.block_pages, std::min((b + 1) * a.block_pages, a.page_count));
+                    for (const auto& [from, to] : s.overlay) rewrite(from, to);
+                    s.overlay.clear();
+                    s.version = a.version;
                 }
-                slices[a.id] = {a.version, first, a.page_count, writes};
-                uses.push_back({&a, 0, a.page_count, writes});
+                if (!held) return;  // every entry 0
+                addresses(a);       // the kernel may reach its mirrors
+                uses.push_back({&a, 0, a.page_count, s.writes});
             });
         }
         // This launch's pages, as they will be once staged and committed:
-        // read ranges shared (or still exclusive), written ones exclusive.
-        // Checked mode grants a usm::declared kernel the declared access
-        // only. Their slices are rebuilt next time (the commit may differ).
+        // written ones exclusive here; read ones shared, or still exclusive
+        // where the device holds the only copy and staging keeps it so (a
+        // page used in place must be in host memory: staging fetches a
+        // device-only copy home, and it is shared after). Checked mode grants
+        // a usm::declared kernel the declared access only. They are
+        // rewritten from the states next time.
         for (const range_request& r : ranges) {
             const allocation& a = *r.alloc;
             const std::size_t first = first_entry(a);
             for (std::size_t p = r.first_page; p < r.end_page; ++p) {
-                const std::uint64_t now = checked ? 0 : t.entry(first + p) & table_permissions;
-                t.set(first + p, page_entry(a, p, r.in_place, now | table_read | (r.writes ? table_write : 0)));
+                const page_state& st = a.pages[p];
+                const bool stays_alone =
+                    !checked && st.valid == bit(where) && (!r.in_place || (st.in_place & bit(where)) != 0);
+                t.set(first + p,
+                      page_entry(a, p, r.in_place, table_read | (r.writes || stays_alone ? table_write : 0)));
             }
-            device_page_table::slice& s = slices[a.id];
-            s = {device_page_table::overlaid, first, a.page_count, s.writes || r.writes};
+            auto it = slices.find(a.id);
+            if (it == slices.end()) {
+                slices[a.id] = {a.version, first, a.page_count, r.writes, true, {}};  // only these pages written
+            } else {
+                it->second.overlay.emplace_back(r.first_page, r.end_page);
+                it->second.writes = it->second.writes || r.writes;
+            }
         }
     } catch (...) {
         t.invalidate();

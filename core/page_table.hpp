@@ -107,15 +107,18 @@ public:
     };
 
     /// One allocation's slice of the table, as last written: its entries
-    /// hold its page states as of `version` (allocation::version), or, with
-    /// version `overlaid`, something else (a launch's ranges before they
-    /// were committed, checked mode's declared ranges): recomputed next time.
+    /// hold its page states as of `version` (allocation::version), except
+    /// the page runs in `overlay` (a launch's ranges, written as they would
+    /// be after its commit, or checked mode's declared access), or all of
+    /// it when `whole` (only a usm::declared launch's ranges were written):
+    /// those are rewritten next time.
     struct slice {
         std::uint64_t version = 0;
         std::size_t first = 0, pages = 0;  // entry index and count
-        bool writes = false;               // some entry grants write
+        bool writes = false;               // some entry may grant write
+        bool whole = false;
+        std::vector<std::pair<std::size_t, std::size_t>> overlay;
     };
-    static constexpr std::uint64_t overlaid = ~std::uint64_t{0};
 
     /// Makes the table hold at least `entries` entries (a new, larger mirror
     /// when it must grow: the old one is kept until retire_old, and every

@@ -308,6 +308,36 @@ TEST_P(device_faults, tree_built_on_the_host_is_queried_by_the_device) {
     }
 }
 
+TEST_P(device_faults, a_page_read_in_place_is_read_only_even_if_the_device_held_it_alone) {
+    if (!dev->properties().host_memory_in_place) GTEST_SKIP() << "the device cannot use host memory in place";
+    // The device takes the page for writing, then the allocation is advised
+    // accessed_by it, and a launch declares it read: staging brings the page
+    // home for in-place use, so the kernel and the host share it, and a store
+    // through the table must fault, not write host memory under the host.
+    usm::ptr<std::uint32_t> page = ctx->alloc<std::uint32_t>(words_per_page);
+    usm::ptr<std::uint64_t> at = ctx->alloc<std::uint64_t>(1);
+    usm::ptr<std::uint32_t> values = ctx->alloc<std::uint32_t>(1);
+    usm::ptr<std::uint32_t> done = ctx->alloc<std::uint32_t>(1);
+    page[0] = 5;
+    at[0] = (page + 1).address();
+    values[0] = 1;
+    usm::kernel k = usm_test::load(*dev, USM_TEST_KERNEL(test_scatter));
+    dev->launch(k, usm::grid{1}, usm::group{1}, usm::any, usm::read(at, 1), usm::read(values, 1), usm::write(done, 1),
+                usm::read_write(page, words_per_page), std::uint32_t{1})
+        .wait();
+    ASSERT_EQ(ctx->query(page, words_per_page).device_pages.at(0), 1u);
+    ctx->advise(page, words_per_page, usm::advice::accessed_by, *dev);
+    at[0] = page.address();
+    values[0] = 999;
+    EXPECT_THROW(dev->launch(k, usm::grid{1}, usm::group{1}, usm::any, usm::read(at, 1), usm::read(values, 1),
+                             usm::write(done, 1), usm::read(page, words_per_page), std::uint32_t{1}),
+                 usm::error);
+    EXPECT_EQ(done[0], 0u);
+    EXPECT_EQ(page[0], 5u);
+    EXPECT_EQ(page[1], 1u);
+    ctx->impl().check_invariants();
+}
+
 TEST_P(device_faults, a_failed_upload_leaves_no_stale_grant_in_the_table) {
     make_pages(4);
     gather(true).wait();  // the device holds the pages; the table says so
