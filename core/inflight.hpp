@@ -6,6 +6,7 @@
 // device needs no host wait: the device's queue orders it.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <vector>
@@ -54,6 +55,11 @@ public:
     /// Ops with a trace name become trace events when they retire.
     explicit inflight_tracker(tracer& trace) noexcept : m_trace(trace) {}
 
+    /// Makes room for one more op, so that the next add() cannot throw
+    /// (a submitted kernel must be tracked).
+    void reserve_one() {
+        if (m_ops.size() == m_ops.capacity()) m_ops.reserve(std::max<std::size_t>(16, 2 * m_ops.capacity()));
+    }
     void add(inflight_op op) { m_ops.push_back(std::move(op)); }
 
     /// Drops every op whose completion point is reached. Throws device_lost

@@ -225,23 +225,23 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
         throw;
     }
 
-    // A launch that fails after its staging batch was queued: the batch may
-    // still read the page table's host copies, which the next launch through
-    // the table rewrites, so it is waited for (without the lock); the
-    // device's table is then taken as unknown.
-    auto unwind_table = [&]() noexcept {
-        if (table == nullptr) return;
+    // A launch that fails after its staging batch was queued: nothing
+    // tracks the batch, which may still read host pages (and the page
+    // table's host copies, which the next launch through the table
+    // rewrites) and write segments that eviction could release. It is
+    // waited for (without the lock); the device's table is then unknown.
+    auto unwind_staging = [&]() {
         if (!staged.empty()) {
             lock.unlock();
             try {
                 dev.backend->wait(staged);
             } catch (const std::exception& e) {
                 log(log_level::warn, "launch on ", dev.backend->properties().name,
-                    ": the page table's upload failed too: ", e.what());
+                    ": its staging batch failed too: ", e.what());
             }
             lock.lock();
         }
-        dev.table.invalidate();
+        if (table != nullptr) dev.table.invalidate();
     };
 
     std::vector<bound_arg> bound;
@@ -276,7 +276,7 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
                     m_coherence.ensure_segments(*owner, dev, page, page + 1);
                 } catch (...) {
                     m_coherence.abandon_launch(ranges);
-                    unwind_table();
+                    unwind_staging();
                     throw;
                 }
                 empty_uses.push_back({owner, page, page, false});
@@ -307,31 +307,40 @@ sync_point context_impl::submit_launch(lock_type& lock, device_slot& dev, const 
     wait_for(staged);
     for (const range_request& r : ranges) wait_for(r.alloc->last_upload[dev.where]);
     for (const range_use& u : table_uses) wait_for(u.alloc->last_upload[dev.where]);  // reached through the table
+    // What the kernel uses, made before it is submitted: once it is, nothing
+    // may throw before it is tracked (an untracked kernel is waited for by
+    // nobody: host faults and eviction would not wait for it).
+    inflight_op op{dev.where, dev.backend, {}, {}, k.state()};
     sync_point done;
-    const double submitted = m_trace.now();
     try {
+        for (const range_request& r : ranges) op.uses.push_back({r.alloc, r.first_page, r.end_page, r.writes});
+        op.uses.insert(op.uses.end(), empty_uses.begin(), empty_uses.end());
+        op.uses.insert(op.uses.end(), table_uses.begin(), table_uses.end());
+        if (m_trace.on()) {
+            op.trace_name = concat("kernel ", k.name());
+            op.trace_track = tracer::queue_track(dev.index, 0);
+        }
+        m_inflight.reserve_one();
         m_lock.assert_held();
+        op.traced_at = m_trace.now();
         done = dev.backend->launch(*k.state()->compiled, grid_dims, group_dims, bound, after);
     } catch (...) {
         m_coherence.abandon_launch(ranges);
-        unwind_table();
+        unwind_staging();
         throw;
     }
     m_coherence.commit_launch(dev.where, ranges, done);
-
-    inflight_op op{dev.where, dev.backend, done, {}, k.state()};
-    if (m_trace.on()) {
-        op.trace_name = concat("kernel ", k.name());
-        op.trace_track = tracer::queue_track(dev.index, 0);
-        op.traced_at = submitted;
-        m_trace.complete(concat("launch ", k.name()), "launch", tracer::this_thread(), launched_at, m_trace.now(),
-                         concat("\"device\": ", dev.index, ", \"grid\": [", g.x, ", ", g.y, ", ", g.z, "]"));
-    }
-    for (const range_request& r : ranges) op.uses.push_back({r.alloc, r.first_page, r.end_page, r.writes});
-    op.uses.insert(op.uses.end(), empty_uses.begin(), empty_uses.end());
-    op.uses.insert(op.uses.end(), table_uses.begin(), table_uses.end());
-    m_inflight.add(std::move(op));
+    op.done = done;
+    m_inflight.add(std::move(op));  // room reserved: does not throw
     count(m_stats, &usm::stats::launches, 1, nullptr, &dev);
+    if (m_trace.on()) {
+        try {
+            m_trace.complete(concat("launch ", k.name()), "launch", tracer::this_thread(), launched_at, m_trace.now(),
+                             concat("\"device\": ", dev.index, ", \"grid\": [", g.x, ", ", g.y, ", ", g.z, "]"));
+        } catch (const std::exception& e) {  // a trace never fails the program
+            log(log_level::error, "USM_TRACE: launch event lost: ", e.what());
+        }
+    }
     return done;
 }
 
