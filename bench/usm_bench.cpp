@@ -21,6 +21,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "bench.hpp"
 
 namespace {
@@ -179,22 +181,8 @@ void print_summary(const std::vector<result>& results) {
 
 /* --- JSON --------------------------------------------------------------- */
 
-std::string quoted(const std::string& s) {
-    std::string out = "\"";
-    for (const char c : s) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            char buf[8];
-            std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            out += buf;
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
+/// `s` as a JSON string literal.
+std::string quoted(const std::string& s) { return nlohmann::json(s).dump(); }
 
 std::string number(double v) {
     if (!std::isfinite(v)) return "null";
@@ -225,8 +213,7 @@ std::string stats_json(const usm::stats& s) {
       << ", \"blocks_evicted\": " << s.blocks_evicted << ", \"pages_evicted\": " << s.pages_evicted
       << ", \"pages_written_back\": " << s.pages_written_back << ", \"blocks_pinned\": " << s.blocks_pinned
       << ", \"pages_read_ahead\": " << s.pages_read_ahead << ", \"pages_in_place\": " << s.pages_in_place
-      << ", \"blocks_in_place\": " << s.blocks_in_place
-      << ", \"summary\": " << quoted(s.to_string()) << "}";
+      << ", \"blocks_in_place\": " << s.blocks_in_place << ", \"summary\": " << quoted(s.to_string()) << "}";
     return o.str();
 }
 

@@ -42,18 +42,9 @@ std::atomic<int> g_previous_index{0};
 std::mutex g_install_mutex;  // core/lock_order.hpp, level "install"
 
 /// g_install_mutex with its rank recorded (it is taken alone).
-class install_lock {
+class install_lock : ranked_lock {
 public:
-    install_lock() {
-        lock_ranks::acquire(lock_level::install);
-        g_install_mutex.lock();
-    }
-    ~install_lock() {
-        g_install_mutex.unlock();
-        lock_ranks::release(lock_level::install);
-    }
-    install_lock(const install_lock&) = delete;
-    install_lock& operator=(const install_lock&) = delete;
+    install_lock() : ranked_lock(g_install_mutex, lock_level::install) {}
 };
 
 host_access access_of(void* ucontext) noexcept {

@@ -60,6 +60,26 @@ private:
     static inline thread_local unsigned t_held = 0;
 };
 
+/// Holds `m`, a lock of level `level`, for a scope. The order is checked
+/// before blocking: a misuse aborts with a message instead of deadlocking.
+class ranked_lock {
+public:
+    ranked_lock(std::mutex& m, lock_level level) : m_mutex(m), m_level(level) {
+        lock_ranks::acquire(m_level);
+        m_mutex.lock();
+    }
+    ~ranked_lock() {
+        m_mutex.unlock();
+        lock_ranks::release(m_level);
+    }
+    ranked_lock(const ranked_lock&) = delete;
+    ranked_lock& operator=(const ranked_lock&) = delete;
+
+private:
+    std::mutex& m_mutex;
+    lock_level m_level;
+};
+
 /// A std::mutex of level `context` that also remembers which instance this
 /// thread holds, so the fault handler can refuse to re-enter it.
 class context_mutex {

@@ -6,10 +6,11 @@
 // of the page's first byte on that device (in its mirror segment, or in the
 // host memory a device uses in place), shifted left by 2 (device memory need
 // not be page-aligned: clSVMAlloc aligns to 128 bytes), with the device's
-// permission in the two low bits: 0 means the device holds no copy. A launch that takes the table brings it
-// in step with the page states (only the entries that changed) in the same
-// upload batch as its own migrations, so the table a kernel reads always
-// tells what it may touch.
+// permission in the two low bits: 0 means the device holds no copy. A launch
+// that takes the table brings it in step with the page states (rewriting
+// only the blocks whose copies changed, sending only the entries that did)
+// in the same upload batch as its own migrations, so the table a kernel
+// reads always tells what it may touch.
 //
 // The kernel gets one `space_block`: where the table is, the launch's
 // declared ranges (checked mode), and a log of the faults it records
@@ -87,23 +88,9 @@ inline constexpr std::uint32_t fault_capacity =
 class device_page_table {
 public:
     /// Taken first, before any other usm lock (core/lock_order.hpp, level 0).
-    class launch_guard {
+    class launch_guard : ranked_lock {
     public:
-        // The order is checked before blocking: a misuse aborts with a
-        // message instead of deadlocking.
-        explicit launch_guard(device_page_table& t) : m_mutex(t.m_launch) {
-            lock_ranks::acquire(lock_level::device_table);
-            m_mutex.lock();
-        }
-        ~launch_guard() {
-            m_mutex.unlock();
-            lock_ranks::release(lock_level::device_table);
-        }
-        launch_guard(const launch_guard&) = delete;
-        launch_guard& operator=(const launch_guard&) = delete;
-
-    private:
-        std::mutex& m_mutex;
+        explicit launch_guard(device_page_table& t) : ranked_lock(t.m_launch, lock_level::device_table) {}
     };
 
     /// One allocation's slice of the table, as last written: its entries
