@@ -3,11 +3,13 @@
 
 #include <array>
 #include <bit>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "core/device_interface.hpp"
@@ -80,6 +82,7 @@ struct allocation {
 
     /// Sets page `page`'s copies (its advice stays), keeping the summaries.
     void set_state(std::size_t page, location_mask valid, location_mask in_place, bool zero) noexcept {
+        assert(valid != 0 && "usm invariant 4: every page keeps a valid copy");
         page_state& st = pages[page];
         const location_mask before = st.copies();
         const location_mask was_valid = st.valid, was_in_place = st.in_place;
@@ -111,6 +114,17 @@ struct allocation {
     void set_copies(std::size_t page, location_mask valid, bool zero) noexcept {
         set_state(page, valid, pages[page].in_place, zero);
     }
+    /// Page `page` (valid elsewhere) has just been copied to the host: it is
+    /// shared with the host, or moved home (host only) where it prefers the
+    /// host, unless a device holds it in place: that copy takes no device
+    /// memory, and a kernel there may still be reading it (a host-exclusive
+    /// page would let the host write under it).
+    void mark_host_valid(std::size_t page) noexcept {
+        const page_state& st = pages[page];
+        const bool move = st.advice.prefers(host_location) && st.in_place == 0;
+        set_copies(page, move ? bit(host_location) : static_cast<location_mask>(st.valid | bit(host_location)),
+                   st.zero);
+    }
     /// Sets or clears page `page`'s accessed_by advice for `l`, keeping
     /// accessed_pages.
     void set_accessed_by(std::size_t page, location l, bool on) noexcept {
@@ -131,6 +145,10 @@ struct allocation {
 
     std::size_t page_of(const void* p) const noexcept {
         return static_cast<std::size_t>(static_cast<const std::byte*>(p) - base) >> page_shift;
+    }
+    /// The pages [first, end) that the `count` (> 0) bytes from `p` touch.
+    std::pair<std::size_t, std::size_t> pages_of(const void* p, std::size_t count) const noexcept {
+        return {page_of(p), page_of(static_cast<const std::byte*>(p) + count - 1) + 1};
     }
     std::byte* page_address(std::size_t page) const noexcept { return base + (page << page_shift); }
     bool contains(const void* p) const noexcept {

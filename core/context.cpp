@@ -1,18 +1,15 @@
-// core/context.cpp - context creation and teardown, allocation, host faults.
-#include <signal.h>
-#include <sys/syscall.h>
+// core/context.cpp - context creation and teardown, allocation and freeing,
+// statistics, and the public usm::context.
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
 #include <stdexcept>
 
 #include "core/context_impl.hpp"
 #include "core/counters.hpp"
+#include "core/device_memory.hpp"
 #include "core/diagnostics.hpp"
 #include "core/fault_injection.hpp"
-#include "core/mmu_check.hpp"
 
 namespace usm::detail {
 
@@ -24,8 +21,12 @@ context_impl::context_impl(const context_options& options)
       m_space(std::make_unique<address_space>(m_options.va_size)),
       m_trace(m_options.trace),
       m_inflight(m_trace),
-      m_coherence(*m_space, m_stats, m_by_location, m_options.block_size >> page_shift, m_options.thrash_in_place,
-                  m_trace) {
+      m_policies(m_options),
+      m_migration(*m_space, m_stats, m_by_location, m_policies, m_trace),
+      m_coherence(*m_space, m_stats, m_migration, m_policies, m_options.block_size >> page_shift),
+      m_thrashing(m_stats, m_policies, m_options.block_size >> page_shift),
+      m_evictor(m_stats, m_coherence, m_policies, m_options.block_size >> page_shift, m_trace),
+      m_residency(m_resident, m_thrashing, m_evictor, m_options.block_size >> page_shift) {
     // The signal path is the default: measured faster on the machines usm
     // runs on (docs/fault-paths.md).
     if (m_options.fault == usm::fault_path::userfaultfd) {
@@ -39,11 +40,25 @@ context_impl::context_impl(const context_options& options)
         }
     }
     log(log_level::debug, "host faults served by ",
-        m_fault_path == usm::fault_path::userfaultfd ? "userfaultfd" : "the SIGSEGV handler");
+        m_fault_path == usm::fault_path::userfaultfd ? "userfaultfd" : "the SIGSEGV handler", "; policies: read-ahead ",
+        m_policies.read_ahead_name(), ", eviction ", m_policies.eviction_name(), ", thrashing ",
+        m_policies.thrashing_name(), ", copy path ", m_policies.copy_path_name());
+    open_backends();
+    // Drivers (PoCL's LLVM) install SIGSEGV handlers while they load: put
+    // usm's back on top now that they are loaded.
+    // Stray accesses (guard pages, freed ranges) fault as SIGSEGV on both
+    // paths: the handler passes them on.
+    register_fault_range(m_space->view_begin(), m_space->view_end(), this);
+    m_registered = true;
+    ensure_fault_handler_on_top();
+    if (m_uffd) m_uffd->start([this](const uffd_region::fault& f) { serve_uffd_fault(f); });
+}
 
+void context_impl::open_backends() {
     std::vector<std::string> reasons;
-    for (const backend_entry& entry : registered_backends()) {
+    for (const backend_entry& entry : available_backends()) {
         if (m_options.backend != "all" && m_options.backend != entry.name) continue;
+        if (m_options.backend == "all" && entry.explicit_only) continue;
         std::string why_not;
         std::shared_ptr<driver> drv = entry.load(why_not);
         if (!drv) {
@@ -72,14 +87,6 @@ context_impl::context_impl(const context_options& options)
         for (const std::string& r : reasons) text += "\n  " + r;
         throw error(errc::no_device, text);
     }
-    // Drivers (PoCL's LLVM) install SIGSEGV handlers while they load: put
-    // usm's back on top now that they are loaded.
-    // Stray accesses (guard pages, freed ranges) fault as SIGSEGV on both
-    // paths: the handler passes them on.
-    register_fault_range(m_space->view_begin(), m_space->view_end(), this);
-    m_registered = true;
-    ensure_fault_handler_on_top();
-    if (m_uffd) m_uffd->start([this](const uffd_region::fault& f) { serve_uffd_fault(f); });
 }
 
 void context_impl::open_device(driver& drv, const char* backend_name, std::size_t index,
@@ -213,26 +220,9 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
         m_coherence.init_allocation(*a);
         if (where.where() == placement::kind::host)
             for (page_state& st : a->pages) st.advice.preferred = host_location + 1;
-        if (where.where() == placement::kind::device) {
-            device_slot& dev = *where.target();
-            for (page_state& st : a->pages) st.advice.preferred = static_cast<std::uint8_t>(dev.where + 1);
-            const range_request whole{a.get(), 0, pages, true, false};
-            for (;;) {
-                m_inflight.retire_completed();
-                auto waits = m_coherence.reserve("alloc", dev, {&whole, 1}, m_allocations, m_inflight);
-                if (waits.empty()) break;
-                wait_unlocked(lock, waits);
-            }
-            const sync_point filled = m_coherence.stage_for_launch(dev, {&whole, 1});
-            m_coherence.commit_launch(dev.where, {&whole, 1}, {});
-            inflight_op op{dev.where, dev.backend, filled, {{a.get(), 0, pages, false}}, nullptr};
-            m_inflight.add(std::move(op));
-        }
+        if (where.where() == placement::kind::device) place_on_device(lock, *a, *where.target());
     } catch (...) {
-        for (location l = 0; l < max_locations; ++l) m_resident[l] -= a->valid_pages[l];
-        for (location l = 1; l < max_locations; ++l)
-            if (m_by_location[l] != nullptr)
-                m_by_location[l]->segment_pages_live -= m_coherence.live_segment_pages(*a, l);
+        forget_residency(*a);
         m_space->release(*base, (pages + 1) << page_shift);
         throw;
     }
@@ -245,6 +235,27 @@ void* context_impl::alloc(std::size_t bytes, const placement& where) {
     ++m_stats.allocations;
     m_stats.bytes_allocated += bytes;
     return *base;
+}
+
+void context_impl::place_on_device(lock_type& lock, allocation& a, device_slot& dev) {
+    for (page_state& st : a.pages) st.advice.preferred = static_cast<std::uint8_t>(dev.where + 1);
+    const range_request whole{&a, 0, a.page_count, true, false};
+    for (;;) {
+        m_inflight.retire_completed();
+        auto waits = m_residency.reserve("alloc", dev, {&whole, 1}, m_allocations, m_inflight);
+        if (waits.empty()) break;
+        wait_unlocked(lock, waits);
+    }
+    const sync_point filled = m_coherence.stage_for_launch(dev, {&whole, 1});
+    m_coherence.commit_launch(dev, {&whole, 1}, {});
+    m_inflight.add({dev.where, dev.backend, filled, {{&a, 0, a.page_count, false}}, nullptr});
+}
+
+void context_impl::forget_residency(const allocation& a) {
+    for (location l = 0; l < max_locations; ++l) m_resident[l] -= a.valid_pages[l];
+    for (location l = 1; l < max_locations; ++l)
+        if (m_by_location[l] != nullptr)
+            m_by_location[l]->segment_pages_live -= live_segment_pages(a, *m_by_location[l]);
 }
 
 void context_impl::free(const void* p) {
@@ -263,19 +274,16 @@ void context_impl::free(const void* p) {
         m_inflight.retire_completed();
         auto waits = m_inflight.uses_of(*a);
         if (waits.empty()) {
-            free_locked(lock, *a);
+            free_locked(*a);
             return;
         }
         wait_unlocked(lock, waits);
     }
 }
 
-void context_impl::free_locked(lock_type&, allocation& a) {
+void context_impl::free_locked(allocation& a) {
     std::unique_ptr<allocation> gone = m_allocations.remove(a);
-    for (location l = 0; l < max_locations; ++l) m_resident[l] -= gone->valid_pages[l];
-    for (location l = 1; l < max_locations; ++l)
-        if (m_by_location[l] != nullptr)
-            m_by_location[l]->segment_pages_live -= m_coherence.live_segment_pages(*gone, l);
+    forget_residency(*gone);
     // Drivers let go of imported host memory before its pages are dropped.
     for (auto& import : gone->imports) import.reset();
     --m_stats.allocations;
@@ -293,101 +301,6 @@ bool context_impl::owns(const void* p) const noexcept {
     return m_allocations.find(p) != nullptr;
 }
 
-/* --- host faults -------------------------------------------------------- */
-
-bool context_impl::serve_host_access(void* address, host_access kind, bool count, bool map, std::uint64_t thread) {
-    const double began = m_trace.now();
-    lock_type lock(m_lock);
-    bool waited = false;
-    for (;;) {
-        allocation* a = m_allocations.find(address);
-        if (a == nullptr) return false;  // guard page or freed: a stray access
-        const std::size_t page = a->page_of(address);
-        const bool write =
-            kind == host_access::write || (kind == host_access::unknown && a->pages[page].valid_at(host_location));
-        m_inflight.retire_completed();
-        auto outcome = m_coherence.resolve_host_fault(*a, page, kind, m_inflight);
-        if (outcome.waits.empty()) {
-            // A fault is counted once, when usm had to act on it.
-            if (count && (outcome.changed || waited)) {
-                detail::count(m_stats, write ? &usm::stats::host_write_faults : &usm::stats::host_read_faults, 1, a,
-                              nullptr);
-                if (m_trace.on())
-                    m_trace.complete(write ? "host write fault" : "host read fault", "fault",
-                                     thread != 0 ? thread : tracer::this_thread(), began, m_trace.now(),
-                                     concat("\"address\": \"", address, "\", \"allocation\": ", a->id,
-                                            ", \"page\": ", page, ", \"waited\": ", waited ? "true" : "false"));
-            }
-            if (map) map_around(*a, page);
-            return true;
-        }
-        wait_unlocked(lock, outcome.waits);
-        waited = true;
-    }
-}
-
-bool context_impl::on_host_fault(void* address, host_access kind) noexcept {
-    // A forked child inherits the handler but not the memory (MADV_DONTFORK):
-    // its access is an ordinary stray one, passed on to end in SIGSEGV.
-    if (::getpid() != m_pid) return false;
-    if (m_lock.held_by_this_thread()) {
-        // usm touched the application view while holding its lock: a bug
-        // that would deadlock. Say so rather than hang.
-        static const char text[] = "usm: internal error: host fault in usm memory while holding the context lock\n";
-        [[maybe_unused]] auto written = ::write(STDERR_FILENO, text, sizeof text - 1);
-        std::abort();
-    }
-    try {
-        return serve_host_access(address, kind, true);
-    } catch (const std::exception& e) {
-        // The access cannot be served: report it the way the kernel reports
-        // a failed page-in of a mapped file.
-        log(log_level::error, "host ", kind == host_access::write ? "write" : "read", " of ", address,
-            " cannot be served: ", e.what(), "; raising SIGBUS");
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        ::sigaction(SIGBUS, &dfl, nullptr);
-        ::raise(SIGBUS);
-        return true;
-    }
-}
-
-void context_impl::map_around(const allocation& a, std::size_t page) {
-    // Under the lock, so no launch revokes these pages between the decision
-    // and the map. Neighbours the host may touch the same way come along
-    // (within one block), so a sweep takes one fault per block, not per page.
-    const protection p = a.pages[page].host_protection();
-    if (p == protection::none) return;
-    const std::size_t block = m_options.block_size >> page_shift;
-    const std::size_t first = page & ~(block - 1), end = std::min(first + block, a.page_count);
-    std::size_t lo = page, hi = page + 1;
-    while (lo > first && a.pages[lo - 1].host_protection() == p) --lo;
-    while (hi < end && a.pages[hi].host_protection() == p) ++hi;
-    m_space->map_now(a.page_address(lo), (hi - lo) << page_shift, p);
-}
-
-void context_impl::serve_uffd_fault(const uffd_region::fault& f) noexcept {
-    try {
-        if (!serve_host_access(f.address, f.kind, true, true, static_cast<std::uint64_t>(f.thread))) {
-            // Freed meanwhile: the range is inaccessible now, so the retry
-            // faults as a stray access.
-            auto* page = reinterpret_cast<std::byte*>(reinterpret_cast<std::uintptr_t>(f.address) & ~(page_size - 1));
-            m_uffd->wake(page, page_size);
-        }
-    } catch (const std::exception& e) {
-        log(log_level::error, "host ", f.kind == host_access::write ? "write" : "read", " of ", f.address, " (thread ",
-            f.thread, ") cannot be served: ", e.what(), "; raising SIGBUS in that thread");
-        struct sigaction dfl {};
-        dfl.sa_handler = SIG_DFL;
-        sigemptyset(&dfl.sa_mask);
-        ::sigaction(SIGBUS, &dfl, nullptr);
-        ::syscall(SYS_tgkill, ::getpid(), f.thread, SIGBUS);
-        auto* page = reinterpret_cast<std::byte*>(reinterpret_cast<std::uintptr_t>(f.address) & ~(page_size - 1));
-        m_uffd->wake(page, page_size);
-    }
-}
-
 allocation& context_impl::locate(const char* operation, const void* p, std::size_t bytes) const {
     allocation* owner = m_allocations.find(p);
     if (owner == nullptr) {
@@ -401,105 +314,6 @@ allocation& context_impl::locate(const char* operation, const void* p, std::size
         throw_error(errc::out_of_range, operation, "(", p, ", ", format_bytes(bytes), "): runs past allocation ",
                     owner->id, " [", static_cast<const void*>(owner->base), ", +", format_bytes(owner->bytes), ")");
     return *owner;
-}
-
-void context_impl::host_access_range(const void* p, std::size_t bytes, access a) {
-    check_process("host_access");
-    make_host_valid("host_access", p, bytes, a != access::read);
-}
-
-void context_impl::make_host_valid(const char* operation, const void* p, std::size_t bytes, bool write) {
-    if (bytes == 0) return;
-    lock_type lock(m_lock);
-    for (;;) {
-        // Looked up again after every wait: the allocation may be gone.
-        allocation& owner = locate(operation, p, bytes);
-        const std::size_t first = owner.page_of(p);
-        const std::size_t end = owner.page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
-        m_inflight.retire_completed();
-        // Exactly the range, in one batch per device, no read-ahead. On the
-        // userfaultfd path pages not mapped yet map at their first (minor)
-        // fault; system calls take that fault too.
-        auto outcome = m_coherence.resolve_host_range(owner, first, end, write, m_inflight);
-        if (outcome.waits.empty()) return;
-        wait_unlocked(lock, outcome.waits);
-    }
-}
-
-/* --- advice and queries ------------------------------------------------- */
-
-void context_impl::advise(const void* p, std::size_t bytes, advice what, device_slot* where, bool host) {
-    check_process("advise");
-    const bool has_location = where != nullptr || host;
-    const bool wants_device = what == advice::accessed_by || what == advice::unset_accessed_by;
-    const bool wants_location = what == advice::preferred_location || wants_device;
-    if (has_location != wants_location || (wants_device && host))
-        throw_error(errc::invalid_argument, "advise(", p, ", ", format_bytes(bytes), "): ",
-                    wants_device     ? "accessed_by needs a device"
-                    : wants_location ? "preferred_location needs a device or usm::host"
-                                     : "this advice takes no location");
-    if (where != nullptr && where->owner != this)
-        throw_error(errc::invalid_argument, "advise(", p, ", ", format_bytes(bytes), ") for ",
-                    where->backend->properties().name, ": the device belongs to another context");
-    if (bytes == 0) return;
-    std::lock_guard lock(m_lock);
-    allocation& a = locate("advise", p, bytes);
-    const std::size_t first = a.page_of(p);
-    const std::size_t end = a.page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
-    const auto preferred = static_cast<std::uint8_t>((where != nullptr ? where->where : host_location) + 1);
-    for (std::size_t q = first; q < end; ++q) {
-        page_advice& adv = a.pages[q].advice;
-        switch (what) {
-            case advice::read_mostly:
-                adv.read_mostly = 1;
-                break;
-            case advice::unset_read_mostly:
-                adv.read_mostly = 0;
-                break;
-            case advice::preferred_location:
-                adv.preferred = preferred;
-                break;
-            case advice::unset_preferred_location:
-                adv.preferred = 0;
-                break;
-            case advice::accessed_by:
-                a.set_accessed_by(q, where->where, true);
-                break;
-            case advice::unset_accessed_by:
-                a.set_accessed_by(q, where->where, false);
-                break;
-        }
-    }
-}
-
-range_info context_impl::query(const void* p, std::size_t bytes) const {
-    check_process("query");
-    range_info info;
-    info.device_pages.assign(m_slots.size(), 0);
-    if (bytes == 0) return info;
-    std::lock_guard lock(m_lock);
-    const allocation& a = locate("query", p, bytes);
-    const std::size_t first = a.page_of(p);
-    const std::size_t end = a.page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
-    info.pages = end - first;
-    info.read_mostly = true;
-    const std::uint8_t preferred = a.pages[first].advice.preferred;
-    bool same_preferred = true;
-    location_mask accessed = a.pages[first].accessed_by;
-    for (std::size_t q = first; q < end; ++q) {
-        const page_state& st = a.pages[q];
-        info.host_pages += st.valid_at(host_location) ? 1 : 0;
-        for (const auto& slot : m_slots) info.device_pages[slot->index] += st.copy_at(slot->where) ? 1 : 0;
-        accessed &= st.accessed_by;
-        info.zero_pages += st.zero ? 1 : 0;
-        info.read_mostly = info.read_mostly && st.advice.read_mostly;
-        same_preferred = same_preferred && st.advice.preferred == preferred;
-    }
-    if (same_preferred && preferred == host_location + 1) info.preferred_host = true;
-    if (same_preferred && preferred > host_location + 1) info.preferred_device = m_by_location[preferred - 1]->index;
-    for (const auto& slot : m_slots)
-        if (accessed & bit(slot->where)) info.accessed_by.push_back(slot->index);
-    return info;
 }
 
 std::size_t context_impl::resident_bytes(const device_slot& dev) const {
@@ -535,48 +349,6 @@ void context_impl::reset_stats() {
     m_stats = live;
     m_allocations.for_each([](allocation& a) { a.counters = {}; });
     for (auto& slot : m_slots) slot->counters = {};
-}
-
-void context_impl::check_invariants() const {
-    std::lock_guard lock(m_lock);
-    const mmu_snapshot mmu(m_space->view_begin(), m_space->view_begin() + m_space->size());
-    std::array<std::size_t, max_locations> resident{};
-    m_allocations.for_each([&](const allocation& a) {
-        for (location l = 0; l < max_locations; ++l) resident[l] += a.valid_pages[l];
-    });
-    for (const auto& slot : m_slots) {
-        std::size_t live = 0;
-        m_allocations.for_each([&](const allocation& a) { live += m_coherence.live_segment_pages(a, slot->where); });
-        if (live != slot->segment_pages_live)
-            throw std::logic_error(concat("usm device memory count of device ", slot->index, " is out of date: ",
-                                          slot->segment_pages_live, " pages counted, ", live, " in live segments"));
-    }
-    if (resident != m_resident)
-        throw std::logic_error(concat("usm residency count is out of date: ", m_resident[1],
-                                      " pages counted on device 0, ", resident[1], " found"));
-    m_allocations.for_each([&](const allocation& a) {
-        m_coherence.check_invariants(a);
-        // Invariant 3: what the MMU allows never exceeds the host state.
-        const std::byte* end = a.base + (a.page_count << page_shift);
-        std::vector<protection> actual = mmu.protection_of(a.base, end);
-        if (m_fault_path == usm::fault_path::userfaultfd) {
-            // The VMA stays read-write; userfaultfd decides per PTE.
-            const std::vector<bool> present = read_present(a.base, end);
-            const std::vector<bool> protected_ = read_uffd_write_protected(a.base, end);
-            for (std::size_t p = 0; p < a.page_count; ++p)
-                actual[p] = !present[p]     ? protection::none
-                            : protected_[p] ? std::min(actual[p], protection::read)
-                                            : actual[p];
-        }
-        for (std::size_t p = 0; p < a.page_count; ++p) {
-            if (actual[p] > a.pages[p].host_protection())
-                throw std::logic_error(concat("usm invariant 3 broken: page ", p, " of allocation ", a.id, " at ",
-                                              static_cast<const void*>(a.page_address(p)), " is ",
-                                              actual[p] == protection::read_write ? "writable" : "readable",
-                                              " by the host, but its state allows ",
-                                              a.pages[p].host_protection() == protection::none ? "nothing" : "reads"));
-        }
-    });
 }
 
 }  // namespace usm::detail

@@ -6,22 +6,41 @@
 //
 // /* --- threading and locking --- */
 //
-// Two kinds of calls reach a backend:
-//   * Submitting calls (create_mirror, upload, download, launch) are made with
-//     the owning context's lock held (core/lock_order.hpp, level "context").
-//     The core never makes two submitting calls on one device at once.
-//   * Waiting calls (wait, wait_idle) and build calls (build_spirv,
-//     build_opencl_c) are made WITHOUT the context lock, from any thread,
-//     possibly concurrently with each other and with one submitting call.
-//     reached() may be called with or without the context lock. A backend
-//     protects its own queues and timelines (its locks rank below "context":
-//     it must never call back into the core).
-//   * The core lists, in a download's wait_for, the launch that last wrote
-//     the mirror, even when it has already waited for it on the host: the
-//     backend may rely on wait_for as the memory dependency.
-//   * Destruction of a mirror, kernel or device happens only after every
-//     sync point that used it has been reached (the core waits first).
+// Every operation, who calls it, what is held, and whether a backend must
+// implement it ("context" is the owning context's lock, core/lock_order.hpp
+// level 2; "table" the device's page-table launch guard, level 0):
 //
+//   operation        called from                       held                 required
+//   properties       any thread                        anything or nothing  yes (constant after open)
+//   create_mirror    launching, prefetching or         context              yes
+//                    allocating thread
+//   import_host      launching thread                  context              no: default throws unsupported
+//   device_address   launching thread                  context (+ table)    yes
+//   upload           launching, prefetching or         context (+ table)    yes, both paths where
+//                    allocating thread                                      properties().cpu_copies
+//   download         faulting thread (SIGSEGV path),   context (+ table)    yes, both paths where
+//                    userfaultfd handler thread,                            properties().cpu_copies
+//                    launching or evicting thread
+//   build_spirv      loading thread                    nothing              yes (may throw unsupported)
+//   build_opencl_c   loading thread                    nothing              yes (may throw unsupported)
+//   launch           launching thread                  context (+ table)    yes
+//   reached          any thread                        context or nothing   yes; never blocks
+//   wait             any thread                        nothing (+ table)    yes
+//   wait_idle        the thread destroying a context   nothing              yes; never throws
+//
+// * Submitting calls (create_mirror, import_host, upload, download, launch)
+//   hold the context lock, so the core never makes two of them on one device
+//   at once.
+// * Waiting and build calls come without the context lock, from any thread,
+//   possibly concurrently with each other and with one submitting call. A
+//   backend protects its own queues and timelines (its locks rank below
+//   "context": it must never call back into the core).
+// * The core lists, in a download's wait_for, the launch that last wrote the
+//   mirror, even when it has already waited for it on the host: the backend
+//   may rely on wait_for as the memory dependency.
+// * Destruction of a mirror, kernel or device happens only after every sync
+//   point that used it has been reached (the core waits first).
+
 // /* --- lifetimes --- */
 //
 // Mirrors and compiled kernels keep their device's driver objects alive: they
@@ -48,6 +67,7 @@
 #include "usm/device.hpp"
 #include "usm/error.hpp"
 #include "usm/launch.hpp"
+#include "usm/policy.hpp"
 
 namespace usm::detail {
 
@@ -176,28 +196,44 @@ public:
     /// device page table stores it. `mirror` must be this device's.
     virtual std::uint64_t device_address(const device_mirror& mirror) const = 0;
 
-    /// One transfer batch towards the device: every copy and fill in one
-    /// submission where the backend can (copies of one mirror merged into one
-    /// command with many regions where the API allows), on the transfer
-    /// queue, after every sync point in `wait_for` (which may belong to this
-    /// device's queues) and after earlier transfers on this device. The
-    /// targeted ranges of one batch are disjoint. Returns the point at which
-    /// all of it is complete and visible to later launches on this device
-    /// that wait for it; that point also covers `wait_for`. An empty batch
-    /// returns the empty point when `wait_for` is empty or already reached.
-    /// The source bytes may be read at any time until the returned point is
-    /// reached; the core keeps them unchanged until then.
+    /// One transfer batch towards the device, after every sync point in
+    /// `wait_for` (which may belong to this device's queues) and after
+    /// earlier transfers on this device. The targeted ranges of one batch are
+    /// disjoint. `path` is the core's choice (core/migration.cpp asks the
+    /// copy-path policy):
+    ///   * queue: every copy and fill in one submission where the backend can
+    ///     (copies of one mirror merged into one command with many regions
+    ///     where the API allows), on the transfer queue. Returns the point at
+    ///     which all of it is complete and visible to later launches on this
+    ///     device that wait for it; that point also covers `wait_for`. The
+    ///     source bytes may be read at any time until the returned point is
+    ///     reached; the core keeps them unchanged until then.
+    ///   * cpu: every mirror the batch touches must be one the host
+    ///     addresses (on the devices with properties().cpu_copies, all of
+    ///     them; else invalid_argument, nothing done). Blocks until
+    ///     `wait_for` and every earlier transfer are complete, then copies and
+    ///     fills with the CPU on the calling thread, fills first, and returns
+    ///     the empty point: the bytes are in the mirror and visible to every
+    ///     later submission. A kernel in flight that is not in `wait_for` is
+    ///     not waited for, exactly as the queue would not.
+    /// An empty batch, on either path, blocks on nothing and returns a point
+    /// covering `wait_for`: the empty point when `wait_for` is empty or
+    /// already reached.
     /// On throw, the targeted mirror ranges are unspecified, nothing else
     /// changed, and no part of the batch still reads host memory (what was
     /// submitted has finished); the core still holds the valid copy elsewhere.
+    /// Submitting call; required.
     virtual sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
-                              std::span<const sync_point> wait_for) = 0;
+                              std::span<const sync_point> wait_for, transfer_path path) = 0;
 
-    /// One transfer batch towards the host, after `wait_for`. Synchronous:
-    /// returns once every destination byte holds the mirror's contents.
+    /// One transfer batch towards the host, after `wait_for` and earlier
+    /// transfers, on `path` (as upload). Synchronous: returns once every
+    /// destination byte holds the mirror's contents.
     /// On throw, the destination ranges are unspecified and the mirror is
     /// unchanged; the core has not yet opened those pages to the application.
-    virtual void download(std::span<const download_op> copies, std::span<const sync_point> wait_for) = 0;
+    /// Submitting call; required.
+    virtual void download(std::span<const download_op> copies, std::span<const sync_point> wait_for,
+                          transfer_path path) = 0;
 
     /// Builds a Vulkan compute kernel from SPIR-V. Throws kernel_build_failed
     /// with the validator's or driver's messages, or unsupported on a backend
@@ -262,10 +298,17 @@ struct backend_entry {
     /// Loads the driver API. Returns null and sets `why_not` when the loader
     /// or every platform is missing; never throws for a missing driver.
     std::shared_ptr<driver> (*load)(std::string& why_not);
+    /// Opened only when context_options::backend names it, never for "all"
+    /// (a test's backend: core/fault_injection.hpp, testing::install_backend).
+    bool explicit_only = false;
 };
 
 /// Every backend compiled into this build, in preference order. Defined in
 /// backends/registry.cpp: the one place that names the backends.
 std::span<const backend_entry> registered_backends() noexcept;
+
+/// registered_backends(), then the ones tests installed
+/// (testing::install_backend). Contexts open devices from these.
+std::vector<backend_entry> available_backends();
 
 }  // namespace usm::detail

@@ -1,7 +1,11 @@
-// core/fault_injection.cpp - the armed counters behind testing::maybe_fail.
+// core/fault_injection.cpp - the armed counters behind testing::maybe_fail,
+// and the backends tests install.
 #include "core/fault_injection.hpp"
 
 #include <atomic>
+#include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "core/device_interface.hpp"
 #include "core/diagnostics.hpp"
@@ -67,4 +71,29 @@ void maybe_fail(injected_call call, const device_backend& device) {
                 device.properties().name, " failed (injected by a test)");
 }
 
+namespace {
+std::mutex g_installed_lock;  // leaf: held only to copy the list
+std::vector<backend_entry> g_installed;
+}  // namespace
+
+void install_backend(const backend_entry& entry) {
+    std::lock_guard lock(g_installed_lock);
+    std::erase_if(g_installed, [&](const backend_entry& e) { return std::strcmp(e.name, entry.name) == 0; });
+    backend_entry added = entry;
+    added.explicit_only = true;
+    g_installed.push_back(added);
+}
+
 }  // namespace usm::detail::testing
+
+namespace usm::detail {
+
+std::vector<backend_entry> available_backends() {
+    const std::span<const backend_entry> built_in = registered_backends();
+    std::vector<backend_entry> all(built_in.begin(), built_in.end());
+    std::lock_guard lock(testing::g_installed_lock);
+    all.insert(all.end(), testing::g_installed.begin(), testing::g_installed.end());
+    return all;
+}
+
+}  // namespace usm::detail

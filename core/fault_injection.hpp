@@ -1,4 +1,5 @@
-// core/fault_injection.hpp - test-only failures of backend calls.
+// core/fault_injection.hpp - test-only hooks: failures of backend calls, a
+// denied userfaultfd, and backends of the tests' own.
 //
 // Tests make the N-th upload, download or mirror allocation fail as if the
 // driver had failed, to show that the operation reports usm::error and that
@@ -9,6 +10,7 @@
 namespace usm::detail {
 
 class device_backend;
+struct backend_entry;
 
 namespace testing {
 
@@ -26,6 +28,12 @@ unsigned injected_failures_fired() noexcept;
 /// (to test the fallback to the signal path).
 void deny_userfaultfd(bool deny) noexcept;
 bool userfaultfd_denied() noexcept;
+
+/// Adds a backend that contexts open when context_options::backend (or
+/// USM_BACKEND) names it: `entry.name`, never "all" (tests/fake_backend.hpp,
+/// which tests policies without a driver). Process-wide; a second entry of
+/// the same name replaces the first. Not for production use.
+void install_backend(const backend_entry& entry);
 
 /// Called by the core just before the backend call. Throws usm::error
 /// (transfer_failed, or out_of_memory for create_mirror) when armed.

@@ -86,8 +86,6 @@ public:
     /// Every op (before tearing the context down).
     std::vector<pending_wait> all() const;
 
-    bool empty() const noexcept { return m_ops.empty(); }
-
 private:
     tracer& m_trace;
     std::vector<inflight_op> m_ops;

@@ -43,6 +43,26 @@ const char* env(const char* name) {
     return v != nullptr && *v != '\0' ? v : nullptr;
 }
 
+/// USM_CPU_COPY_MAX=<to device>[,<to host>]: "auto"'s limits; 0 alone turns
+/// CPU copies off both ways (the copy path "queue").
+void apply_cpu_copy_max(context_options& o, const std::string& text) {
+    const std::size_t comma = text.find(',');
+    o.cpu_copy_max_to_device = parse_size("USM_CPU_COPY_MAX", text.substr(0, comma));
+    if (comma != std::string::npos)
+        o.cpu_copy_max_to_host = parse_size("USM_CPU_COPY_MAX", text.substr(comma + 1));
+    else if (o.cpu_copy_max_to_device == 0)
+        o.copy_path = "queue";
+}
+
+/// Names of the backends a context may open: the built-in ones, "all", and
+/// the ones tests installed.
+bool known_backend(const std::string& name) {
+    if (name == "all") return true;
+    for (const backend_entry& e : available_backends())
+        if (name == e.name) return true;
+    return false;
+}
+
 }  // namespace
 
 context_options resolve_options(const context_options& given) {
@@ -63,15 +83,16 @@ context_options resolve_options(const context_options& given) {
         else
             throw_error(errc::invalid_argument, "USM_CHECK=", c, " is not one of 1, 0 (on, off)");
     }
-    if (const char* v = env("USM_THRASH")) {
-        const std::string t = v;
-        if (t == "in_place")
-            o.thrash_in_place = true;
-        else if (t == "pin")
-            o.thrash_in_place = false;
-        else
-            throw_error(errc::invalid_argument, "USM_THRASH=", t, " is not one of in_place, pin");
-    }
+    if (const char* v = env("USM_READ_AHEAD")) o.read_ahead = v;
+    if (const char* v = env("USM_EVICT")) o.eviction = v;
+    if (const char* v = env("USM_THRASH")) o.thrashing = v;
+    if (const char* v = env("USM_COPY_PATH")) o.copy_path = v;
+    if (const char* v = env("USM_CPU_COPY_MAX")) apply_cpu_copy_max(o, v);
+    // A variable naming a built-in policy replaces a program's own.
+    if (env("USM_READ_AHEAD") != nullptr) o.policies.read_ahead = nullptr;
+    if (env("USM_EVICT") != nullptr) o.policies.eviction = nullptr;
+    if (env("USM_THRASH") != nullptr) o.policies.thrashing = nullptr;
+    if (env("USM_COPY_PATH") != nullptr || env("USM_CPU_COPY_MAX") != nullptr) o.policies.copy_path = nullptr;
     if (const char* v = env("USM_FAULT")) {
         const std::string f = v;
         if (f == "signal")
@@ -84,7 +105,12 @@ context_options resolve_options(const context_options& given) {
             throw_error(errc::invalid_argument, "USM_FAULT=", f, " is not one of signal, uffd, auto");
     }
 
-    if (o.backend != "all" && o.backend != "vulkan" && o.backend != "opencl")
+    // Policy names are checked here, naming the variable or option.
+    make_read_ahead_policy(o.read_ahead);
+    make_eviction_policy(o.eviction);
+    make_thrashing_policy(o.thrashing);
+    make_copy_path_policy(o.copy_path, o.cpu_copy_max_to_device, o.cpu_copy_max_to_host);
+    if (!known_backend(o.backend))
         throw_error(errc::invalid_argument, "context: backend '", o.backend,
                     "' is not one of vulkan, opencl, all (USM_BACKEND or context_options::backend)");
     if (o.block_size < page_size || o.block_size > (std::size_t{2} << 20) || (o.block_size & (o.block_size - 1)) != 0)

@@ -7,7 +7,8 @@
 //   * each of several locations in the mask is `shared` (read-only).
 // So "one writer, and the writer holds the only valid copy" (invariant 1) is
 // true by construction, and "every page has a valid copy" (invariant 4) is
-// `valid != 0`, which coherence.cpp asserts on every transition.
+// `valid != 0`, which allocation::set_state asserts on every transition in
+// debug builds and core/invariants.cpp checks on every page in tests.
 //
 // The zero flag marks a page nobody has written since allocation: its content
 // is all zeros, so a device gets it by a fill instead of a copy. The host's

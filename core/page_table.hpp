@@ -112,10 +112,8 @@ public:
     /// entry is sent again). Throws out_of_memory from create_mirror with
     /// nothing changed. Under the context lock.
     void reserve(device_backend& dev, std::size_t entries);
-    /// The host copy: what the device's table holds once the pending
-    /// uploads land. Write entries through set().
-    std::uint64_t entry(std::size_t i) const noexcept { return m_entries[i]; }
-    /// Sets entry `i`, remembering it for the next upload when it changes.
+    /// Sets entry `i` of the host copy (what the device's table holds once
+    /// the pending uploads land), remembering it for the next upload when it changes.
     void set(std::size_t i, std::uint64_t value) {
         if (m_entries[i] == value) return;
         m_entries[i] = value;

@@ -21,13 +21,12 @@ event context_impl::prefetch(const void* p, std::size_t bytes, device_slot* to) 
     std::vector<range_request> ranges;
     for (;;) {
         allocation& a = locate("prefetch", p, bytes);
-        const std::size_t first = a.page_of(p);
-        const std::size_t end = a.page_of(static_cast<const std::byte*>(p) + bytes - 1) + 1;
+        const auto [first, end] = a.pages_of(p, bytes);
         ranges = {range_request{&a, first, end, true, false}};
         m_inflight.retire_completed();
         // Pages a kernel elsewhere is writing come after it (through the host).
         auto waits = m_coherence.launch_conflicts(ranges, to->where, m_inflight);
-        if (waits.empty()) waits = m_coherence.reserve("prefetch", *to, ranges, m_allocations, m_inflight);
+        if (waits.empty()) waits = m_residency.reserve("prefetch", *to, ranges, m_allocations, m_inflight);
         if (waits.empty()) break;
         wait_unlocked(lock, waits);
     }
@@ -35,7 +34,7 @@ event context_impl::prefetch(const void* p, std::size_t bytes, device_slot* to) 
     // Staged as for a launch that reads the range: the device gets a copy,
     // the host keeps its own read-only until it writes again.
     const sync_point staged = m_coherence.stage_for_launch(*to, ranges);
-    m_coherence.commit_launch(to->where, ranges, staged);
+    m_coherence.commit_launch(*to, ranges, staged);
     if (staged.empty()) return event();
     // In flight as a reader of the range until copied: a host write waits
     // for it (the copy reads the host's bytes), and launches on `to` order

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <span>
 #include <string>
@@ -48,6 +49,27 @@ inline bool in_ci() {
     return ci != nullptr && std::string_view(ci) != "" && std::string_view(ci) != "false" &&
            std::string_view(ci) != "0";
 }
+
+/// Sets an environment variable for a scope, restoring what was there.
+class scoped_env {
+public:
+    scoped_env(const char* name, const char* value) : m_name(name) {
+        if (const char* before = std::getenv(name)) m_before = before;
+        ::setenv(name, value, 1);
+    }
+    ~scoped_env() {
+        if (m_before)
+            ::setenv(m_name, m_before->c_str(), 1);
+        else
+            ::unsetenv(m_name);
+    }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+
+private:
+    const char* m_name;
+    std::optional<std::string> m_before;
+};
 
 /// Opens a context with only `backend`'s first device.
 inline std::unique_ptr<usm::context> open_backend(const std::string& backend, usm::context_options o = {}) {

@@ -124,14 +124,7 @@ opencl_device::opencl_device(std::shared_ptr<const driver> driver, cl_platform_i
     // Reported in bits.
     m_base_alignment = device_value<cl_uint>(device, USM_CL_INFO(CL_DEVICE_MEM_BASE_ADDR_ALIGN), who) / 8u;
     m_host_mirrors = host_copies_mirrors(device, who);
-    const char* limit = std::getenv("USM_CPU_COPY_MAX");  // NOLINT(concurrency-mt-unsafe)
-    if (m_host_mirrors) {
-        m_properties.cpu_copy_max = default_cpu_copy_max;
-        if (limit != nullptr && *limit != '\0') m_properties.cpu_copy_max = parse_size("USM_CPU_COPY_MAX", limit);
-    } else if (limit != nullptr && *limit != '\0') {
-        log(log_level::info, "USM_CPU_COPY_MAX is ignored on ", who,
-            ": only a CPU device with fine-grained SVM buffers lets the host copy its mirrors");
-    }
+    m_properties.cpu_copies = m_host_mirrors;
 
     // A context of its own per device: devices of one platform could share
     // one, but nothing in usm moves data between two devices' mirrors
@@ -146,9 +139,7 @@ opencl_device::opencl_device(std::shared_ptr<const driver> driver, cl_platform_i
     log(log_level::info, "opened OpenCL device ", who, " (", m_properties.driver, ", ",
         format_bytes(m_properties.memory_bytes), ", largest buffer ", format_bytes(m_properties.max_allocation),
         m_host_mirrors ? "; fine-grained SVM mirrors" : "; coarse-grained SVM mirrors",
-        m_properties.cpu_copy_max != 0 ? concat(", CPU copies up to ", format_bytes(m_properties.cpu_copy_max))
-                                       : std::string(),
-        ")");
+        m_properties.cpu_copies ? ", CPU copies" : "", ")");
 }
 
 opencl_device::~opencl_device() {
@@ -173,7 +164,7 @@ std::unique_ptr<device_mirror> opencl_device::create_mirror(std::size_t bytes) {
     // Alignment 0: the driver's default, at least the largest OpenCL C type
     // (128 bytes on PoCL). CL_MEM_READ_WRITE: kernels read and write mirrors.
     // Fine-grained where the host copies mirrors itself (m_host_mirrors),
-    // whether or not USM_CPU_COPY_MAX lets it, so both transfer paths run on
+    // whether or not the copy path takes CPU copies, so both paths run on
     // the same memory.
     const cl_svm_mem_flags flags = CL_MEM_READ_WRITE | (m_host_mirrors ? CL_MEM_SVM_FINE_GRAIN_BUFFER : 0);
     void* base = clSVMAlloc(m_context.get(), flags, bytes, 0);

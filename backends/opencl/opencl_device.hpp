@@ -30,6 +30,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -44,6 +45,7 @@ namespace usm::detail::opencl {
 
 class opencl_device;
 class opencl_kernel;
+struct transfer_region;  // one command of a transfer batch (opencl_transfer.cpp)
 
 /// What a launch binds: device memory whose byte 0 has the device address
 /// base(). A launch passes base() + offset with clSetKernelArgSVMPointer,
@@ -135,8 +137,9 @@ public:
     std::unique_ptr<device_mirror> import_host(std::byte* host, std::size_t bytes) override;
     std::uint64_t device_address(const device_mirror& mirror) const override;
     sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
-                      std::span<const sync_point> wait_for) override;
-    void download(std::span<const download_op> copies, std::span<const sync_point> wait_for) override;
+                      std::span<const sync_point> wait_for, transfer_path path) override;
+    void download(std::span<const download_op> copies, std::span<const sync_point> wait_for,
+                  transfer_path path) override;
     std::unique_ptr<compiled_kernel> build_spirv(std::span<const std::uint32_t> words, std::string_view entry) override;
     std::unique_ptr<compiled_kernel> build_opencl_c(std::string_view source, std::string_view options,
                                                     std::string_view entry) override;
@@ -147,10 +150,6 @@ public:
     void wait_idle() noexcept override;
 
     const std::string& name() const noexcept { return m_properties.name; }
-
-    /// properties().cpu_copy_max on a device whose mirrors the host may copy
-    /// itself, unless USM_CPU_COPY_MAX says otherwise (as on Vulkan).
-    static constexpr std::uint64_t default_cpu_copy_max = std::uint64_t{1} << 20;
 
 private:
     /// sync_point::queue values.
@@ -174,11 +173,43 @@ private:
     // The mirror as one of this device's SVM mirrors, which transfers copy
     // to and from; invalid_argument for another device's or an imported one.
     svm_mirror& copyable_mirror(device_mirror* mirror, const char* operation) const;
+    // The ops of a `what` batch ("upload", "download") as commands: each
+    // checked (invalid_argument, out_of_range, naming it as `kind` #i), then
+    // merged where they continue one another. Op is upload_op, fill_op or
+    // download_op.
+    template <class Op>
+    std::vector<transfer_region> plan_regions(std::span<const Op> ops, const char* what, const char* kind) const;
+    // Enqueues command `index` of a run on the transfer queue, waiting for
+    // `wait_count` events at `waits` and setting `event` (either may be null).
+    using enqueue_step =
+        std::function<void(std::size_t index, cl_uint wait_count, const cl_event* waits, cl_event* event)>;
+    // `commands` (> 0) commands on the transfer queue through `enqueue`:
+    // the first waits for `wait_list`, the last one's event is returned. On
+    // throw, what was enqueued has finished (it may read or write host memory
+    // the core reuses). Caller holds m_transfer.submit_lock.
+    event_handle enqueue_in_order(std::size_t commands, std::span<const cl_event> wait_list, const char* what,
+                                  const enqueue_step& enqueue);
+    // Records `done` on the transfer timeline and flushes the queue; its point.
+    // device_lost when the flush fails. Caller holds m_transfer.submit_lock.
+    sync_point record_transfer(event_handle done, std::size_t commands);
     // For a CPU copy: blocks until every point in `wait_for` and every
     // transfer enqueued so far is complete (what the queue would have waited
     // for). Caller holds m_transfer.submit_lock. Throws device_lost or
     // invalid_argument as wait() does.
     void wait_before_cpu_copy(std::span<const sync_point> wait_for);
+    // The device address of every memory argument (null for values), after
+    // checking each against the kernel's declaration (invalid_argument,
+    // out_of_range). Touches no kernel state.
+    std::vector<std::byte*> argument_addresses(const opencl_kernel& kernel, std::span<const bound_arg> args) const;
+    // Names to the driver the SVM allocations `kernel` may reach
+    // (CL_KERNEL_EXEC_INFO_SVM_PTRS). Caller holds kernel.arguments_lock().
+    void name_svm_allocations(opencl_kernel& kernel, std::span<const bound_arg> args);
+    // clSetKernelArg* for every argument. Caller holds kernel.arguments_lock().
+    void set_arguments(opencl_kernel& kernel, std::span<const bound_arg> args, std::span<std::byte* const> addresses);
+    // Enqueues `kernel` with the arguments set on the compute queue after
+    // `wait_for`, records and flushes it; its point. Caller holds
+    // kernel.arguments_lock() (the enqueue consumes the arguments).
+    sync_point enqueue_kernel(opencl_kernel& kernel, dims grid, dims group, std::span<const sync_point> wait_for);
     // invalid_argument unless grid and group are non-zero and `group` fits
     // the device and `kernel`. (grid * group, two 32-bit factors, always
     // fits in a 64-bit size_t.)

@@ -3,6 +3,7 @@
 
 #include <CL/cl_ext.h>
 
+#include "backends/driver_candidates.hpp"
 #include "backends/opencl/opencl_check.hpp"
 #include "backends/opencl/opencl_device.hpp"
 #include "backends/opencl/opencl_info.hpp"
@@ -65,13 +66,7 @@ device_candidate describe(cl_device_id device, const std::string& fallback_name)
 }  // namespace
 
 std::unique_ptr<device_backend> opencl_driver::open(std::size_t index) {
-    if (index >= m_candidates.size())
-        throw_error(errc::invalid_argument, "OpenCL driver: no device ", index, " (there are ", m_candidates.size(),
-                    ")");
-    const device_candidate& candidate = m_candidates[index];
-    if (!candidate.rejected_because.empty())
-        throw_error(errc::unsupported, "OpenCL device ", candidate.name,
-                    " cannot be used: ", candidate.rejected_because);
+    candidate_to_open(m_candidates, index, "OpenCL");
     return std::make_unique<opencl_device>(shared_from_this(), m_devices[index].platform, m_devices[index].device);
 }
 

@@ -154,51 +154,46 @@ void opencl_device::check_geometry(const opencl_kernel& kernel, dims grid, dims 
                     kernel.max_group_size(), " (CL_KERNEL_WORK_GROUP_SIZE)");
 }
 
-sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group, std::span<const bound_arg> args,
-                                 std::span<const sync_point> wait_for) {
-    auto* k = dynamic_cast<opencl_kernel*>(&kernel);
-    if (k == nullptr || k->owner() != this)
-        throw_error(errc::invalid_argument, "launch of '", kernel.entry(), "' on ", name(),
-                    ": the kernel was not built by this device");
-    check_geometry(*k, grid, group);
-    const auto& parameters = k->parameters();
+std::vector<std::byte*> opencl_device::argument_addresses(const opencl_kernel& k,
+                                                          std::span<const bound_arg> args) const {
+    const auto& parameters = k.parameters();
     if (args.size() != parameters.size())
-        throw_error(errc::invalid_argument, "launch of '", k->entry(), "' on ", name(), ": the kernel takes ",
+        throw_error(errc::invalid_argument, "launch of '", k.entry(), "' on ", name(), ": the kernel takes ",
                     parameters.size(), " arguments (CL_KERNEL_NUM_ARGS), the launch gave ", args.size());
-
-    // Check and translate every argument before touching the kernel's state.
     std::vector<std::byte*> addresses(args.size(), nullptr);
     for (std::size_t i = 0; i < args.size(); ++i) {
         const bound_arg& arg = args[i];
         const opencl_kernel::parameter declared = parameters[i];
         if (arg.what == launch_arg::kind::memory) {
             if (declared != opencl_kernel::parameter::global_pointer && declared != opencl_kernel::parameter::unknown)
-                throw_error(errc::invalid_argument, "launch of '", k->entry(), "' on ", name(), ": argument ", i,
+                throw_error(errc::invalid_argument, "launch of '", k.entry(), "' on ", name(), ": argument ", i,
                             " is memory, but the kernel declares ", describe(declared));
             // Either kind of mirror: base() is the device address of an SVM
             // mirror, or the host address of an imported one (which is its
             // device address where import_host is allowed).
             const opencl_mirror& mirror = own_mirror(arg.mirror, "launch");
             if (arg.offset > mirror.bytes() || arg.bytes > mirror.bytes() - arg.offset)
-                throw_error(errc::out_of_range, "launch of '", k->entry(), "' on ", name(), ": argument ", i,
+                throw_error(errc::out_of_range, "launch of '", k.entry(), "' on ", name(), ": argument ", i,
                             " [offset ", arg.offset, ", +", arg.bytes, ") runs past its mirror of ",
                             describe_bytes(mirror.bytes()));
             addresses[i] = mirror.base() + arg.offset;
         } else {
             if (declared == opencl_kernel::parameter::global_pointer)
-                throw_error(errc::invalid_argument, "launch of '", k->entry(), "' on ", name(), ": argument ", i,
+                throw_error(errc::invalid_argument, "launch of '", k.entry(), "' on ", name(), ": argument ", i,
                             " is a __global pointer; pass memory as usm::read, usm::write or usm::read_write");
             if (declared == opencl_kernel::parameter::local_pointer)
-                throw_error(errc::invalid_argument, "launch of '", k->entry(), "' on ", name(), ": argument ", i,
+                throw_error(errc::invalid_argument, "launch of '", k.entry(), "' on ", name(), ": argument ", i,
                             " is a __local pointer, which a usm launch cannot size; declare the __local array "
                             "inside the kernel");
             if (arg.value == nullptr || arg.size == 0)
-                throw_error(errc::invalid_argument, "launch of '", k->entry(), "' on ", name(), ": argument ", i,
+                throw_error(errc::invalid_argument, "launch of '", k.entry(), "' on ", name(), ": argument ", i,
                             " is a value without bytes");
         }
     }
-    m_health.throw_if_lost();
+    return addresses;
+}
 
+void opencl_device::name_svm_allocations(opencl_kernel& k, std::span<const bound_arg> args) {
     // SVM allocations the kernel reaches through stored addresses (the page
     // table behind usm::any) must be named to the driver; imported host
     // memory is not SVM and needs no naming on the devices that import.
@@ -214,16 +209,18 @@ sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group,
         for (const bound_arg& arg : args)
             if (auto* svm = dynamic_cast<const svm_mirror*>(arg.mirror); svm != nullptr && svm->owner() == this)
                 indirect.push_back(svm->base());
-
-    std::lock_guard arguments(k->arguments_lock());
-    if (names_indirect || (k->names_indirect() && !indirect.empty())) {
+    if (names_indirect || (k.names_indirect() && !indirect.empty())) {
         check_cl_as(errc::invalid_argument,
-                    clSetKernelExecInfo(k->handle(), CL_KERNEL_EXEC_INFO_SVM_PTRS, indirect.size() * sizeof(void*),
+                    clSetKernelExecInfo(k.handle(), CL_KERNEL_EXEC_INFO_SVM_PTRS, indirect.size() * sizeof(void*),
                                         indirect.data()),
-                    "clSetKernelExecInfo(CL_KERNEL_EXEC_INFO_SVM_PTRS)", name(), "kernel '", k->entry(), "', ",
+                    "clSetKernelExecInfo(CL_KERNEL_EXEC_INFO_SVM_PTRS)", name(), "kernel '", k.entry(), "', ",
                     indirect.size(), " SVM allocations");
-        k->set_names_indirect(names_indirect);
+        k.set_names_indirect(names_indirect);
     }
+}
+
+void opencl_device::set_arguments(opencl_kernel& k, std::span<const bound_arg> args,
+                                  std::span<std::byte* const> addresses) {
     for (std::size_t i = 0; i < args.size(); ++i) {
         const auto index = static_cast<cl_uint>(i);
         if (args[i].what == launch_arg::kind::memory)
@@ -231,16 +228,19 @@ sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group,
             // imported mirror's address is passed the same way, since a
             // cl_mem argument could only start at a multiple of
             // CL_DEVICE_MEM_BASE_ADDR_ALIGN (through a sub-buffer).
-            check_cl_as(errc::invalid_argument, clSetKernelArgSVMPointer(k->handle(), index, addresses[i]),
-                        "clSetKernelArgSVMPointer", name(), "argument ", i, " of '", k->entry(), "' (mirror offset ",
+            check_cl_as(errc::invalid_argument, clSetKernelArgSVMPointer(k.handle(), index, addresses[i]),
+                        "clSetKernelArgSVMPointer", name(), "argument ", i, " of '", k.entry(), "' (mirror offset ",
                         args[i].offset, ")");
         else
             // By size: the OpenCL C type must have the C++ type's size
             // (docs/kernel-abi.md); the driver rejects a different size.
-            check_cl_as(errc::invalid_argument, clSetKernelArg(k->handle(), index, args[i].size, args[i].value),
-                        "clSetKernelArg", name(), "argument ", i, " of '", k->entry(), "' (", args[i].size, " bytes)");
+            check_cl_as(errc::invalid_argument, clSetKernelArg(k.handle(), index, args[i].size, args[i].value),
+                        "clSetKernelArg", name(), "argument ", i, " of '", k.entry(), "' (", args[i].size, " bytes)");
     }
+}
 
+sync_point opencl_device::enqueue_kernel(opencl_kernel& k, dims grid, dims group,
+                                         std::span<const sync_point> wait_for) {
     std::lock_guard submit(m_compute.submit_lock);
     const std::vector<event_handle> waits = wait_events(wait_for, compute_queue);
     const std::vector<cl_event> wait_list = raw_events(waits);
@@ -250,10 +250,10 @@ sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group,
                                    std::size_t{grid.z} * group.z};
     const cl_uint work_dim = (grid.z > 1 || group.z > 1) ? 3 : (grid.y > 1 || group.y > 1) ? 2 : 1;
     event_handle done;
-    check_cl(clEnqueueNDRangeKernel(m_compute.handle.get(), k->handle(), work_dim, nullptr, global, local,
+    check_cl(clEnqueueNDRangeKernel(m_compute.handle.get(), k.handle(), work_dim, nullptr, global, local,
                                     static_cast<cl_uint>(wait_list.size()),
                                     wait_list.empty() ? nullptr : wait_list.data(), done.out()),
-             "clEnqueueNDRangeKernel", name(), "kernel '", k->entry(), "', grid ", format_dims(grid), ", group ",
+             "clEnqueueNDRangeKernel", name(), "kernel '", k.entry(), "', grid ", format_dims(grid), ", group ",
              format_dims(group), ", waiting for ", wait_list.size(), " events");
     const std::uint64_t serial = m_compute.points.record(std::move(done));
     // Flushed now: the kernel may wait for another queue's events, and a
@@ -263,9 +263,25 @@ sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group,
         // Enqueued but never submitted: the device cannot be trusted, and the
         // point just recorded will report it lost.
         m_health.mark_lost(flushed, "clFlush of the compute queue failed");
-        throw_cl(errc::device_lost, flushed, "clFlush", name(), "after launching '", k->entry(), "'");
+        throw_cl(errc::device_lost, flushed, "clFlush", name(), "after launching '", k.entry(), "'");
     }
     return {compute_queue, serial};
+}
+
+sync_point opencl_device::launch(compiled_kernel& kernel, dims grid, dims group, std::span<const bound_arg> args,
+                                 std::span<const sync_point> wait_for) {
+    auto* k = dynamic_cast<opencl_kernel*>(&kernel);
+    if (k == nullptr || k->owner() != this)
+        throw_error(errc::invalid_argument, "launch of '", kernel.entry(), "' on ", name(),
+                    ": the kernel was not built by this device");
+    check_geometry(*k, grid, group);
+    // Check and translate every argument before touching the kernel's state.
+    const std::vector<std::byte*> addresses = argument_addresses(*k, args);
+    m_health.throw_if_lost();
+    std::lock_guard arguments(k->arguments_lock());
+    name_svm_allocations(*k, args);
+    set_arguments(*k, args, addresses);
+    return enqueue_kernel(*k, grid, group, wait_for);
 }
 
 }  // namespace usm::detail::opencl

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "backends/vulkan/vulkan_driver.hpp"
@@ -73,77 +75,100 @@ const char* transfer_text(const queue_choice& q) {
     return q.shared ? "the compute queue (shared)" : "a second queue of the compute family";
 }
 
-}  // namespace
+/* --- what the device offers ------------------------------------------------------- */
 
-vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::PhysicalDevice physical) {
-    auto dev = std::make_shared<logical_device>();
-    dev->driver = std::move(driver);
-    dev->physical = physical;
-    const vk::PhysicalDeviceProperties basic = physical.getProperties();
-    dev->name = basic.deviceName.data();
-    dev->cpu_device = basic.deviceType == vk::PhysicalDeviceType::eCpu;
+/// What usm reads of a physical device before creating its logical device.
+/// The feature structs are copies to read, never to pass on (stale pNext).
+struct device_offer {
+    vk::PhysicalDeviceProperties basic;
+    std::string name;
+    std::string driver_name;  // VkPhysicalDeviceVulkan12Properties
+    std::string driver_info;
+    vk::DriverId driver_id{};
+    vk::DeviceSize max_memory_allocation = 0;
+    std::optional<vk::DeviceSize> max_buffer_size;  // with maintenance4
+    bool external_memory_host = false;
+    vk::DeviceSize host_import_alignment = 0;  // with external_memory_host
+    vk::PhysicalDeviceFeatures core;
+    vk::PhysicalDeviceVulkan11Features v11;
+    vk::PhysicalDeviceVulkan12Features v12;
+};
 
-    /* --- what the device offers --- */
+device_offer read_offer(vk::PhysicalDevice physical) {
+    device_offer offer;
+    offer.basic = physical.getProperties();
+    offer.name = offer.basic.deviceName.data();
     const std::vector<vk::ExtensionProperties> extensions =
         take_vk(physical.enumerateDeviceExtensionProperties(), errc::unsupported,
-                "vkEnumerateDeviceExtensionProperties", dev->name);
+                "vkEnumerateDeviceExtensionProperties", offer.name);
     const auto has_extension = [&extensions](const char* name) {
         return std::any_of(extensions.begin(), extensions.end(), [name](const vk::ExtensionProperties& e) {
             return std::strcmp(e.extensionName, name) == 0;
         });
     };
     const bool maintenance4 =
-        basic.apiVersion >= VK_API_VERSION_1_3 || has_extension(VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
+        offer.basic.apiVersion >= VK_API_VERSION_1_3 || has_extension(VK_KHR_MAINTENANCE_4_EXTENSION_NAME);
     // Kernels on host memory in place (import_host); its dependency,
     // VK_KHR_external_memory, is core in Vulkan 1.1.
-    const bool external_memory_host = has_extension(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+    offer.external_memory_host = has_extension(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
     vk::StructureChain<vk::PhysicalDeviceProperties2, vk::PhysicalDeviceVulkan11Properties,
                        vk::PhysicalDeviceVulkan12Properties, vk::PhysicalDeviceMaintenance4Properties,
                        vk::PhysicalDeviceExternalMemoryHostPropertiesEXT>
         properties;
     if (!maintenance4) properties.unlink<vk::PhysicalDeviceMaintenance4Properties>();
-    if (!external_memory_host) properties.unlink<vk::PhysicalDeviceExternalMemoryHostPropertiesEXT>();
+    if (!offer.external_memory_host) properties.unlink<vk::PhysicalDeviceExternalMemoryHostPropertiesEXT>();
     physical.getProperties2(&properties.get<vk::PhysicalDeviceProperties2>());
-    const auto& v11_properties = properties.get<vk::PhysicalDeviceVulkan11Properties>();
     const auto& v12_properties = properties.get<vk::PhysicalDeviceVulkan12Properties>();
+    offer.driver_name = v12_properties.driverName.data();
+    offer.driver_info = v12_properties.driverInfo.data();
+    offer.driver_id = v12_properties.driverID;
+    offer.max_memory_allocation = properties.get<vk::PhysicalDeviceVulkan11Properties>().maxMemoryAllocationSize;
+    if (maintenance4) offer.max_buffer_size = properties.get<vk::PhysicalDeviceMaintenance4Properties>().maxBufferSize;
+    if (offer.external_memory_host)
+        offer.host_import_alignment =
+            properties.get<vk::PhysicalDeviceExternalMemoryHostPropertiesEXT>().minImportedHostPointerAlignment;
 
     vk::StructureChain<vk::PhysicalDeviceFeatures2, vk::PhysicalDeviceVulkan11Features,
                        vk::PhysicalDeviceVulkan12Features>
         supported;
     physical.getFeatures2(&supported.get<vk::PhysicalDeviceFeatures2>());
-    const auto& core_supported = supported.get<vk::PhysicalDeviceFeatures2>().features;
-    const auto& v11_supported = supported.get<vk::PhysicalDeviceVulkan11Features>();
-    const auto& v12_supported = supported.get<vk::PhysicalDeviceVulkan12Features>();
-    if (basic.apiVersion < VK_API_VERSION_1_2 || !v12_supported.bufferDeviceAddress || !v12_supported.timelineSemaphore)
-        throw_error(errc::unsupported, "vulkan: ", dev->name,
+    offer.core = supported.get<vk::PhysicalDeviceFeatures2>().features;
+    offer.v11 = supported.get<vk::PhysicalDeviceVulkan11Features>();
+    offer.v12 = supported.get<vk::PhysicalDeviceVulkan12Features>();
+    if (offer.basic.apiVersion < VK_API_VERSION_1_2 || !offer.v12.bufferDeviceAddress || !offer.v12.timelineSemaphore)
+        throw_error(errc::unsupported, "vulkan: ", offer.name,
                     " lacks Vulkan 1.2, bufferDeviceAddress or timelineSemaphore");
+    return offer;
+}
 
-    /* --- what usm enables --- */
-    // Required: buffer device addresses (kernel arguments) and timeline
-    // semaphores (sync points). The rest only where supported, so kernels
-    // using 64-bit, 16-bit or 8-bit types and scalar layouts build.
-    vk::StructureChain<vk::PhysicalDeviceFeatures2, vk::PhysicalDeviceVulkan11Features,
-                       vk::PhysicalDeviceVulkan12Features>
-        enabled;
-    auto& core_enabled = enabled.get<vk::PhysicalDeviceFeatures2>().features;
-    core_enabled.shaderInt64 = core_supported.shaderInt64;
-    core_enabled.shaderFloat64 = core_supported.shaderFloat64;
-    core_enabled.shaderInt16 = core_supported.shaderInt16;
-    auto& v11_enabled = enabled.get<vk::PhysicalDeviceVulkan11Features>();
-    v11_enabled.storageBuffer16BitAccess = v11_supported.storageBuffer16BitAccess;
-    auto& v12_enabled = enabled.get<vk::PhysicalDeviceVulkan12Features>();
-    v12_enabled.bufferDeviceAddress = VK_TRUE;
-    v12_enabled.timelineSemaphore = VK_TRUE;
-    v12_enabled.shaderInt8 = v12_supported.shaderInt8;
-    v12_enabled.shaderFloat16 = v12_supported.shaderFloat16;
-    v12_enabled.storageBuffer8BitAccess = v12_supported.storageBuffer8BitAccess;
-    v12_enabled.scalarBlockLayout = v12_supported.scalarBlockLayout;
-    v12_enabled.vulkanMemoryModel = v12_supported.vulkanMemoryModel;
-    v12_enabled.vulkanMemoryModelDeviceScope = v12_supported.vulkanMemoryModelDeviceScope;
+/* --- what usm enables --------------------------------------------------------------- */
 
-    /* --- queues and the device --- */
-    const std::vector<vk::QueueFamilyProperties> families = physical.getQueueFamilyProperties();
-    const queue_choice q = choose_queues(families, dev->name);
+using feature_chain = vk::StructureChain<vk::PhysicalDeviceFeatures2, vk::PhysicalDeviceVulkan11Features,
+                                         vk::PhysicalDeviceVulkan12Features>;
+
+/// Required: buffer device addresses (kernel arguments) and timeline
+/// semaphores (sync points). The rest only where supported, so kernels using
+/// 64-bit, 16-bit or 8-bit types and scalar layouts build.
+void choose_features(const device_offer& offer, feature_chain& enabled) {
+    auto& core = enabled.get<vk::PhysicalDeviceFeatures2>().features;
+    core.shaderInt64 = offer.core.shaderInt64;
+    core.shaderFloat64 = offer.core.shaderFloat64;
+    core.shaderInt16 = offer.core.shaderInt16;
+    auto& v11 = enabled.get<vk::PhysicalDeviceVulkan11Features>();
+    v11.storageBuffer16BitAccess = offer.v11.storageBuffer16BitAccess;
+    auto& v12 = enabled.get<vk::PhysicalDeviceVulkan12Features>();
+    v12.bufferDeviceAddress = VK_TRUE;
+    v12.timelineSemaphore = VK_TRUE;
+    v12.shaderInt8 = offer.v12.shaderInt8;
+    v12.shaderFloat16 = offer.v12.shaderFloat16;
+    v12.storageBuffer8BitAccess = offer.v12.storageBuffer8BitAccess;
+    v12.scalarBlockLayout = offer.v12.scalarBlockLayout;
+    v12.vulkanMemoryModel = offer.v12.vulkanMemoryModel;
+    v12.vulkanMemoryModelDeviceScope = offer.v12.vulkanMemoryModelDeviceScope;
+}
+
+vk::UniqueDevice create_device(vk::PhysicalDevice physical, const device_offer& offer, const queue_choice& q,
+                               feature_chain& enabled) {
     const float priorities[2] = {1.0f, 1.0f};
     std::vector<vk::DeviceQueueCreateInfo> queue_infos;
     if (q.compute_family == q.transfer_family) {
@@ -153,73 +178,97 @@ vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::Ph
         queue_infos.emplace_back(vk::DeviceQueueCreateFlags(), q.transfer_family, 1u, priorities);
     }
     std::vector<const char*> device_extensions;
-    if (external_memory_host) device_extensions.push_back(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
+    if (offer.external_memory_host) device_extensions.push_back(VK_EXT_EXTERNAL_MEMORY_HOST_EXTENSION_NAME);
     vk::DeviceCreateInfo device_info;
     device_info.setQueueCreateInfos(queue_infos);
     device_info.setPEnabledExtensionNames(device_extensions);
     device_info.pNext = &enabled.get<vk::PhysicalDeviceFeatures2>();
-    dev->handle = take_vk(physical.createDeviceUnique(device_info), errc::unsupported, "vkCreateDevice", dev->name);
+    return take_vk(physical.createDeviceUnique(device_info), errc::unsupported, "vkCreateDevice", offer.name);
+}
 
-    dev->limits = basic.limits;
-    dev->memory = physical.getMemoryProperties();
-    dev->compute_family = q.compute_family;
-    dev->transfer_family = q.transfer_family;
-    dev->max_memory_allocation = v11_properties.maxMemoryAllocationSize;
-    if (maintenance4) dev->max_buffer_size = properties.get<vk::PhysicalDeviceMaintenance4Properties>().maxBufferSize;
-    dev->scalar_block_layout = v12_enabled.scalarBlockLayout == VK_TRUE;
-    if (external_memory_host) {
-        dev->extensions.vkGetMemoryHostPointerPropertiesEXT = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(
-            dev->device().getProcAddr("vkGetMemoryHostPointerPropertiesEXT"));
-        dev->host_import_alignment =
-            properties.get<vk::PhysicalDeviceExternalMemoryHostPropertiesEXT>().minImportedHostPointerAlignment;
+/// The logical device's immutable facts, once its handle exists.
+void describe_logical_device(logical_device& dev, const device_offer& offer, const queue_choice& q,
+                             const feature_chain& enabled) {
+    dev.limits = offer.basic.limits;
+    dev.memory = dev.physical.getMemoryProperties();
+    dev.compute_family = q.compute_family;
+    dev.transfer_family = q.transfer_family;
+    dev.max_memory_allocation = offer.max_memory_allocation;
+    dev.max_buffer_size = offer.max_buffer_size;
+    dev.scalar_block_layout = enabled.get<vk::PhysicalDeviceVulkan12Features>().scalarBlockLayout == VK_TRUE;
+    if (offer.external_memory_host) {
+        dev.extensions.vkGetMemoryHostPointerPropertiesEXT = reinterpret_cast<PFN_vkGetMemoryHostPointerPropertiesEXT>(
+            dev.device().getProcAddr("vkGetMemoryHostPointerPropertiesEXT"));
+        dev.host_import_alignment = offer.host_import_alignment;
     }
-    std::string no_host_import;
-    dev->host_import = host_import_usable(*dev, no_host_import);
+}
 
-    const vk::Queue compute_queue = dev->device().getQueue(q.compute_family, 0);
-    const vk::Queue transfer_queue =
-        q.shared ? compute_queue : dev->device().getQueue(q.transfer_family, q.transfer_index);
+/* --- properties -------------------------------------------------------------------- */
 
-    /* --- properties --- */
-    m_properties.name = dev->name;
-    m_properties.backend = usm::backend::vulkan;
-    const std::string driver_name = v12_properties.driverName.data();
-    const std::string driver_info = v12_properties.driverInfo.data();
-    if (driver_name.empty())
-        m_properties.driver = concat(vk::to_string(v12_properties.driverID), " ", basic.driverVersion);
+device_properties describe_device(const logical_device& dev, const device_offer& offer, const queue_choice& q) {
+    device_properties p;
+    p.name = dev.name;
+    p.backend = usm::backend::vulkan;
+    if (offer.driver_name.empty())
+        p.driver = concat(vk::to_string(offer.driver_id), " ", offer.basic.driverVersion);
     else
-        m_properties.driver = driver_info.empty() ? driver_name : driver_name + " / " + driver_info;
+        p.driver = offer.driver_info.empty() ? offer.driver_name : offer.driver_name + " / " + offer.driver_info;
     std::uint32_t largest_heap = VK_MAX_MEMORY_HEAPS;
-    for (std::uint32_t h = 0; h < dev->memory.memoryHeapCount; ++h) {
-        const vk::MemoryHeap& heap = dev->memory.memoryHeaps[h];
+    for (std::uint32_t h = 0; h < dev.memory.memoryHeapCount; ++h) {
+        const vk::MemoryHeap& heap = dev.memory.memoryHeaps[h];
         if ((heap.flags & vk::MemoryHeapFlagBits::eDeviceLocal) &&
-            (largest_heap == VK_MAX_MEMORY_HEAPS || heap.size > dev->memory.memoryHeaps[largest_heap].size))
+            (largest_heap == VK_MAX_MEMORY_HEAPS || heap.size > dev.memory.memoryHeaps[largest_heap].size))
             largest_heap = h;
     }
-    m_properties.memory_bytes = largest_heap == VK_MAX_MEMORY_HEAPS ? 0 : dev->memory.memoryHeaps[largest_heap].size;
-    m_properties.max_allocation = dev->max_allocation();
-    m_properties.dedicated_transfer_queue = q.dedicated_transfer;
+    p.memory_bytes = largest_heap == VK_MAX_MEMORY_HEAPS ? 0 : dev.memory.memoryHeaps[largest_heap].size;
+    p.max_allocation = dev.max_allocation();
+    p.dedicated_transfer_queue = q.dedicated_transfer;
     // The CPU can address device memory when the device is the CPU, or when
     // the main device-local heap is host-visible (integrated GPUs, full
     // resizable BAR). A discrete GPU's small BAR window does not count.
     bool host_visible_main_heap = false;
-    for (std::uint32_t t = 0; t < dev->memory.memoryTypeCount; ++t) {
-        const vk::MemoryType& type = dev->memory.memoryTypes[t];
+    for (std::uint32_t t = 0; t < dev.memory.memoryTypeCount; ++t) {
+        const vk::MemoryType& type = dev.memory.memoryTypes[t];
         const auto wanted = vk::MemoryPropertyFlagBits::eDeviceLocal | vk::MemoryPropertyFlagBits::eHostVisible;
         if (type.heapIndex == largest_heap && (type.propertyFlags & wanted) == wanted) host_visible_main_heap = true;
     }
-    m_properties.host_addressable = basic.deviceType == vk::PhysicalDeviceType::eCpu || host_visible_main_heap;
-    m_properties.host_memory_in_place = dev->host_import;
+    p.host_addressable = dev.cpu_device || host_visible_main_heap;
+    p.host_memory_in_place = dev.host_import;
+    // Mirrors are mapped on a CPU device only (vulkan_memory.cpp): there the
+    // CPU may copy batches itself.
+    p.cpu_copies = dev.cpu_device;
+    return p;
+}
+
+}  // namespace
+
+vulkan_device::vulkan_device(std::shared_ptr<const vulkan_driver> driver, vk::PhysicalDevice physical) {
+    const device_offer offer = read_offer(physical);
+    auto dev = std::make_shared<logical_device>();
+    dev->driver = std::move(driver);
+    dev->physical = physical;
+    dev->name = offer.name;
+    dev->cpu_device = offer.basic.deviceType == vk::PhysicalDeviceType::eCpu;
+
+    feature_chain enabled;
+    choose_features(offer, enabled);
+    const queue_choice q = choose_queues(physical.getQueueFamilyProperties(), dev->name);
+    dev->handle = create_device(physical, offer, q, enabled);
+    describe_logical_device(*dev, offer, q, enabled);
+    std::string no_host_import;
+    dev->host_import = host_import_usable(*dev, no_host_import);
+    const vk::Queue compute_queue = dev->device().getQueue(q.compute_family, 0);
+    const vk::Queue transfer_queue =
+        q.shared ? compute_queue : dev->device().getQueue(q.transfer_family, q.transfer_index);
+    m_properties = describe_device(*dev, offer, q);
 
     m_device = std::move(dev);
     m_queues = std::make_unique<queue_set>(m_device, compute_queue, transfer_queue);
     m_transfers = std::make_unique<transfer_engine>(m_device, *m_queues);
-    m_properties.cpu_copy_max = m_transfers->cpu_copy_max();
     log(log_level::info, "vulkan: opened ", m_properties.name, " (", m_properties.driver, "); compute family ",
         q.compute_family, ", transfers on ", transfer_text(q), "; push constants ",
         m_device->limits.maxPushConstantsSize, " bytes, largest buffer ", format_bytes(m_properties.max_allocation),
-        m_transfers->cpu_copy_max() != 0 ? concat("; CPU copies up to ", format_bytes(m_transfers->cpu_copy_max()))
-                                         : std::string(),
+        m_properties.cpu_copies ? "; mapped mirrors (CPU copies)" : "",
         m_device->host_import ? concat("; kernels on host memory in place (imports aligned to ",
                                        m_device->host_import_alignment, " bytes)")
                               : concat("; no kernels on host memory in place: ", no_host_import));
@@ -253,12 +302,13 @@ std::uint64_t vulkan_device::device_address(const device_mirror& m) const {
 }
 
 sync_point vulkan_device::upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
-                                 std::span<const sync_point> wait_for) {
-    return m_transfers->upload(copies, fills, wait_for);
+                                 std::span<const sync_point> wait_for, transfer_path path) {
+    return m_transfers->upload(copies, fills, wait_for, path);
 }
 
-void vulkan_device::download(std::span<const download_op> copies, std::span<const sync_point> wait_for) {
-    m_transfers->download(copies, wait_for);
+void vulkan_device::download(std::span<const download_op> copies, std::span<const sync_point> wait_for,
+                             transfer_path path) {
+    m_transfers->download(copies, wait_for, path);
 }
 
 std::unique_ptr<compiled_kernel> vulkan_device::build_spirv(std::span<const std::uint32_t> words,

@@ -37,8 +37,9 @@ public:
     std::unique_ptr<device_mirror> import_host(std::byte* host, std::size_t bytes) override;
     std::uint64_t device_address(const device_mirror& mirror) const override;
     sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
-                      std::span<const sync_point> wait_for) override;
-    void download(std::span<const download_op> copies, std::span<const sync_point> wait_for) override;
+                      std::span<const sync_point> wait_for, transfer_path path) override;
+    void download(std::span<const download_op> copies, std::span<const sync_point> wait_for,
+                  transfer_path path) override;
     std::unique_ptr<compiled_kernel> build_spirv(std::span<const std::uint32_t> words, std::string_view entry) override;
     /// Always throws errc::unsupported: this backend takes SPIR-V only.
     std::unique_ptr<compiled_kernel> build_opencl_c(std::string_view source, std::string_view options,

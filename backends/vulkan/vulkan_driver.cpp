@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "backends/driver_candidates.hpp"
 #include "backends/vulkan/vulkan_backend.hpp"
 #include "backends/vulkan/vulkan_debug.hpp"
 #include "backends/vulkan/vulkan_device.hpp"
@@ -125,6 +126,77 @@ debug_messenger::~debug_messenger() {
 
 /* --- instance ------------------------------------------------------------------ */
 
+namespace {
+
+/// What vkCreateInstance is asked for.
+struct instance_plan {
+    std::vector<const char*> layers;
+    std::vector<const char*> extensions;
+    vk::InstanceCreateFlags flags;
+    bool validate = false;         // the validation layer and a messenger
+    bool sync_validation = false;  // and its synchronization checks
+};
+
+/// Adds the validation layer to `plan` when USM_VK_VALIDATION asks for it
+/// and it is installed with VK_EXT_debug_utils (`available`: the instance
+/// extensions); otherwise logs why it runs without.
+void plan_validation(instance_plan& plan, const std::vector<vk::ExtensionProperties>& available) {
+    const validation_mode mode = requested_validation();
+    if (mode == validation_mode::off) return;
+    const auto layer_list = vk::enumerateInstanceLayerProperties();
+    const bool have_layer =
+        layer_list.result == vk::Result::eSuccess &&
+        std::any_of(layer_list.value.begin(), layer_list.value.end(),
+                    [](const vk::LayerProperties& l) { return std::strcmp(l.layerName, validation_layer) == 0; });
+    const auto layer_extensions = vk::enumerateInstanceExtensionProperties(std::string(validation_layer));
+    const bool have_debug_utils = has_extension(available, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) ||
+                                  (layer_extensions.result == vk::Result::eSuccess &&
+                                   has_extension(layer_extensions.value, VK_EXT_DEBUG_UTILS_EXTENSION_NAME));
+    if (!have_layer || !have_debug_utils) {
+        log(log_level::warn, "USM_VK_VALIDATION is set but ",
+            have_layer ? "VK_EXT_debug_utils is missing" : concat(validation_layer, " is not installed"),
+            "; running without validation");
+        return;
+    }
+    plan.validate = true;
+    plan.layers.push_back(validation_layer);
+    plan.extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
+    if (mode == validation_mode::sync && layer_extensions.result == vk::Result::eSuccess &&
+        has_extension(layer_extensions.value, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME)) {
+        plan.extensions.push_back(VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
+        plan.sync_validation = true;
+    }
+}
+
+/// The layers and extensions of the instance; false (with `why_not`) when
+/// the loader cannot say what it offers.
+bool plan_instance(instance_plan& plan, std::string& why_not) {
+    auto available = vk::enumerateInstanceExtensionProperties();
+    if (available.result != vk::Result::eSuccess) {
+        why_not = concat("vkEnumerateInstanceExtensionProperties failed: ", result_name(available.result));
+        return false;
+    }
+    // Lets the loader list portability (layered, e.g. MoltenVK) drivers too.
+    if (has_extension(available.value, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+        plan.extensions.push_back(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
+        plan.flags |= vk::InstanceCreateFlagBits::eEnumeratePortabilityKHR;
+    }
+    plan_validation(plan, available.value);
+    return true;
+}
+
+/// The messenger settings, for instance creation (through pNext) and the
+/// lifetime messenger alike.
+vk::DebugUtilsMessengerCreateInfoEXT messenger_settings() {
+    return vk::DebugUtilsMessengerCreateInfoEXT(
+        {}, vk::DebugUtilsMessageSeverityFlagBitsEXT::eWarning | vk::DebugUtilsMessageSeverityFlagBitsEXT::eError,
+        vk::DebugUtilsMessageTypeFlagBitsEXT::eGeneral | vk::DebugUtilsMessageTypeFlagBitsEXT::eValidation |
+            vk::DebugUtilsMessageTypeFlagBitsEXT::ePerformance,
+        &on_debug_message);
+}
+
+}  // namespace
+
 std::shared_ptr<vulkan_driver> vulkan_driver::load(std::string& why_not) {
     // vkEnumerateInstanceVersion exists from loader 1.1; usm needs 1.2.
     const auto loader_version = vk::enumerateInstanceVersion();
@@ -132,71 +204,21 @@ std::shared_ptr<vulkan_driver> vulkan_driver::load(std::string& why_not) {
         why_not = concat("the Vulkan loader offers ", version_text(loader_version.value), " (usm needs 1.2)");
         return nullptr;
     }
-
-    std::vector<const char*> layers;
-    std::vector<const char*> extensions;
-    vk::InstanceCreateFlags flags;
-
-    auto available = vk::enumerateInstanceExtensionProperties();
-    if (available.result != vk::Result::eSuccess) {
-        why_not = concat("vkEnumerateInstanceExtensionProperties failed: ", result_name(available.result));
-        return nullptr;
-    }
-    // Lets the loader list portability (layered, e.g. MoltenVK) drivers too.
-    if (has_extension(available.value, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
-        extensions.push_back(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
-        flags |= vk::InstanceCreateFlagBits::eEnumeratePortabilityKHR;
-    }
-
-    const validation_mode mode = requested_validation();
-    bool validate = false;
-    bool sync_validation = false;
-    if (mode != validation_mode::off) {
-        const auto layer_list = vk::enumerateInstanceLayerProperties();
-        const bool have_layer =
-            layer_list.result == vk::Result::eSuccess &&
-            std::any_of(layer_list.value.begin(), layer_list.value.end(),
-                        [](const vk::LayerProperties& l) { return std::strcmp(l.layerName, validation_layer) == 0; });
-        const auto layer_extensions = vk::enumerateInstanceExtensionProperties(std::string(validation_layer));
-        const bool have_debug_utils = has_extension(available.value, VK_EXT_DEBUG_UTILS_EXTENSION_NAME) ||
-                                      (layer_extensions.result == vk::Result::eSuccess &&
-                                       has_extension(layer_extensions.value, VK_EXT_DEBUG_UTILS_EXTENSION_NAME));
-        if (!have_layer || !have_debug_utils) {
-            log(log_level::warn, "USM_VK_VALIDATION is set but ",
-                have_layer ? "VK_EXT_debug_utils is missing" : concat(validation_layer, " is not installed"),
-                "; running without validation");
-        } else {
-            validate = true;
-            layers.push_back(validation_layer);
-            extensions.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
-            if (mode == validation_mode::sync && layer_extensions.result == vk::Result::eSuccess &&
-                has_extension(layer_extensions.value, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME)) {
-                extensions.push_back(VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
-                sync_validation = true;
-            }
-        }
-    }
+    instance_plan plan;
+    if (!plan_instance(plan, why_not)) return nullptr;
 
     const vk::ApplicationInfo application("usm", 1, "usm", 1, VK_API_VERSION_1_2);
-    vk::InstanceCreateInfo create_info(flags, &application, layers, extensions);
-
-    // The same messenger settings serve instance creation (through pNext) and
-    // the lifetime messenger below.
-    const vk::DebugUtilsMessengerCreateInfoEXT messenger_info(
-        {}, vk::DebugUtilsMessageSeverityFlagBitsEXT::eWarning | vk::DebugUtilsMessageSeverityFlagBitsEXT::eError,
-        vk::DebugUtilsMessageTypeFlagBitsEXT::eGeneral | vk::DebugUtilsMessageTypeFlagBitsEXT::eValidation |
-            vk::DebugUtilsMessageTypeFlagBitsEXT::ePerformance,
-        &on_debug_message);
+    vk::InstanceCreateInfo create_info(plan.flags, &application, plan.layers, plan.extensions);
+    const vk::DebugUtilsMessengerCreateInfoEXT messenger_info = messenger_settings();
     const vk::ValidationFeatureEnableEXT sync_feature = vk::ValidationFeatureEnableEXT::eSynchronizationValidation;
     vk::ValidationFeaturesEXT features(sync_feature, {});
-    if (validate) {
+    if (plan.validate) {
         create_info.pNext = &messenger_info;
-        if (sync_validation) {
+        if (plan.sync_validation) {
             features.pNext = create_info.pNext;
             create_info.pNext = &features;
         }
     }
-
     auto created = vk::createInstanceUnique(create_info);
     if (created.result != vk::Result::eSuccess) {
         why_not = concat("vkCreateInstance failed: ", result_name(created.result),
@@ -206,36 +228,36 @@ std::shared_ptr<vulkan_driver> vulkan_driver::load(std::string& why_not) {
 
     auto self = std::make_shared<vulkan_driver>(private_tag{});
     self->m_instance = std::move(created.value);
-    if (validate) {
+    if (plan.validate) {
         self->m_messenger.emplace(*self->m_instance, messenger_info);
         validation_enabled.store(true);
-        log(log_level::info, "Vulkan validation layer enabled", sync_validation ? " with synchronization checks" : "");
+        log(log_level::info, "Vulkan validation layer enabled",
+            plan.sync_validation ? " with synchronization checks" : "");
     }
-
-    auto physical = self->m_instance->enumeratePhysicalDevices();
-    if (physical.result != vk::Result::eSuccess) {
-        why_not = concat("vkEnumeratePhysicalDevices failed: ", result_name(physical.result));
-        return nullptr;
-    }
-    if (physical.value.empty()) {
-        why_not = "the Vulkan loader found no physical device";
-        return nullptr;
-    }
-    self->m_physical_devices = std::move(physical.value);
-    for (vk::PhysicalDevice device : self->m_physical_devices) {
-        const vk::PhysicalDeviceProperties properties = device.getProperties();
-        self->m_candidates.push_back({std::string(properties.deviceName.data()), rejection_reason(device)});
-    }
+    if (!self->list_devices(why_not)) return nullptr;
     return self;
 }
 
+bool vulkan_driver::list_devices(std::string& why_not) {
+    auto physical = m_instance->enumeratePhysicalDevices();
+    if (physical.result != vk::Result::eSuccess) {
+        why_not = concat("vkEnumeratePhysicalDevices failed: ", result_name(physical.result));
+        return false;
+    }
+    if (physical.value.empty()) {
+        why_not = "the Vulkan loader found no physical device";
+        return false;
+    }
+    m_physical_devices = std::move(physical.value);
+    for (vk::PhysicalDevice device : m_physical_devices) {
+        const vk::PhysicalDeviceProperties properties = device.getProperties();
+        m_candidates.push_back({std::string(properties.deviceName.data()), rejection_reason(device)});
+    }
+    return true;
+}
+
 std::unique_ptr<device_backend> vulkan_driver::open(std::size_t index) {
-    if (index >= m_candidates.size())
-        throw_error(errc::invalid_argument, "vulkan: no device #", index, " (the driver offers ", m_candidates.size(),
-                    ")");
-    const device_candidate& candidate = m_candidates[index];
-    if (!candidate.rejected_because.empty())
-        throw_error(errc::unsupported, "vulkan: cannot open ", candidate.name, ": ", candidate.rejected_because);
+    candidate_to_open(m_candidates, index, "vulkan");
     return std::make_unique<vulkan_device>(shared_from_this(), m_physical_devices[index]);
 }
 

@@ -51,6 +51,10 @@ public:
     vk::Instance instance() const noexcept { return *m_instance; }
 
 private:
+    /// Fills the physical devices and candidates; false (with `why_not`)
+    /// when the instance lists none.
+    bool list_devices(std::string& why_not);
+
     // Members are destroyed bottom-up: the messenger before the instance.
     vk::UniqueInstance m_instance;
     std::optional<debug_messenger> m_messenger;

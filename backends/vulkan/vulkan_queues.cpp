@@ -145,10 +145,15 @@ sync_point queue_set::join(queue_id queue, std::span<const sync_point> wait_for)
         lane_of(p);  // validates
         latest[p.queue] = std::max(latest[p.queue], p.value);
     }
+    // Points already reached need no waiting (the contract: an empty batch
+    // whose waits are all reached is the empty point).
+    for (std::uint32_t q = 0; q < 2; ++q)
+        if (latest[q] != 0 && completed(static_cast<queue_id>(q)) >= latest[q]) latest[q] = 0;
     if (latest[0] == 0 && latest[1] == 0) return {};
     if (latest[0] == 0) return {1, latest[1]};
     if (latest[1] == 0) return {0, latest[0]};
-    return submit_locked(lane_of(queue), queue, vk::CommandBuffer(), wait_for);
+    const sync_point pending[] = {{0, latest[0]}, {1, latest[1]}};
+    return submit_locked(lane_of(queue), queue, vk::CommandBuffer(), pending);
 }
 
 sync_point queue_set::submit_locked(lane& target, queue_id queue, vk::CommandBuffer commands,

@@ -76,9 +76,10 @@ public:
     /// submitted and the batch is released.
     sync_point submit(command_batch& batch, std::span<const sync_point> wait_for);
 
-    /// One point that is reached once every point of `wait_for` is: empty,
-    /// the latest point itself when all are on one queue, else the point of
-    /// an empty submission on `queue` that waits for all of them.
+    /// One point that is reached once every point of `wait_for` is: empty
+    /// when all are reached already, the latest point itself when the ones
+    /// left are on one queue, else the point of an empty submission on
+    /// `queue` that waits for them.
     sync_point join(queue_id queue, std::span<const sync_point> wait_for);
 
     /// The contract's reached() and wait(): throw invalid_argument for a

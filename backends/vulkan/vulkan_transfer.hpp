@@ -33,17 +33,11 @@ public:
     /// is submitted), or the failing call's error; on throw, parts already
     /// submitted have completed, so nothing is left in flight.
     sync_point upload(std::span<const upload_op> copies, std::span<const fill_op> fills,
-                      std::span<const sync_point> wait_for);
+                      std::span<const sync_point> wait_for, transfer_path path);
 
     /// The contract's download(): returns once every destination holds the
     /// mirror bytes. Throws like upload(); destinations are then unspecified.
-    void download(std::span<const download_op> copies, std::span<const sync_point> wait_for);
-
-    /// Largest batch copied by the CPU instead of the queue (0: never). Only
-    /// a CPU device's mirrors are mapped; USM_CPU_COPY_MAX overrides the
-    /// default (docs/backends.md, "CPU copies").
-    std::size_t cpu_copy_max() const noexcept { return m_cpu_copy_max; }
-    static constexpr std::size_t default_cpu_copy_max = std::size_t{1} << 20;
+    void download(std::span<const download_op> copies, std::span<const sync_point> wait_for, transfer_path path);
 
 private:
     /// Waits, on the host, for `wait_for` and every transfer submitted so
@@ -55,7 +49,6 @@ private:
     ranked_mutex<rank_transfer> m_lock;
     staging_pool m_to_device;
     staging_pool m_to_host;
-    std::size_t m_cpu_copy_max = 0;
 };
 
 }  // namespace usm::detail::vulkan

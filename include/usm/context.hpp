@@ -12,6 +12,7 @@
 #include "device.hpp"
 #include "error.hpp"
 #include "event.hpp"
+#include "policy.hpp"
 #include "ptr.hpp"
 #include "stats.hpp"
 
@@ -52,9 +53,10 @@ enum class fault_path {
 };
 
 /// How a context is made. Environment variables (USM_BACKEND, USM_DEVICE,
-/// USM_VA_SIZE, USM_BLOCK, USM_FAULT, USM_DEVICE_BUDGET, USM_SEGMENT, USM_THRASH,
-/// USM_TRACE, USM_CHECK, USM_LOG)
-/// override these, so existing programs can be steered without rebuilding.
+/// USM_VA_SIZE, USM_BLOCK, USM_FAULT, USM_DEVICE_BUDGET, USM_SEGMENT,
+/// USM_READ_AHEAD, USM_EVICT, USM_THRASH, USM_COPY_PATH, USM_CPU_COPY_MAX,
+/// USM_TRACE, USM_CHECK, USM_LOG) override these, so existing programs can be
+/// steered without rebuilding.
 struct context_options {
     /// "vulkan", "opencl" or "all" (every backend that has a device).
     std::string backend = "all";
@@ -88,12 +90,40 @@ struct context_options {
     /// pages first arrive, and each kernel argument must lie within one
     /// aligned segment. A multiple of the block size.
     std::size_t segment_size = 0;
-    /// What happens to a block caught bouncing in and out of a device (evicted
-    /// and needed again soon, over and over): on a device that can reach host
-    /// memory (device_properties::host_memory_in_place), it is used in place
-    /// from then on, as if advised accessed_by; elsewhere, or when false, it is
-    /// pinned on the device for a while (USM_THRASH=in_place|pin).
-    bool thrash_in_place = true;
+    /// The policies (include/usm/policy.hpp), by built-in name. What a host
+    /// fault on device-resident data brings back besides its page:
+    /// "density" (the aligned region around it once more than half of it is
+    /// on the host, and a growing window ahead of a sweep) or "off"
+    /// (USM_READ_AHEAD).
+    std::string read_ahead = "density";
+    /// Which blocks leave a device over its budget: "lru" (advice first:
+    /// blocks preferring another place go first, read-mostly and preferring
+    /// this device last; then least recently used) (USM_EVICT).
+    std::string eviction = "lru";
+    /// What happens to a block caught bouncing in and out of a device
+    /// (evicted and needed again soon, over and over): "in_place" uses it in
+    /// host memory from then on, as if advised accessed_by, on a device that
+    /// can reach host memory (device_properties::host_memory_in_place), and
+    /// pins it elsewhere; "pin" pins it on the device for a while; "off" lets
+    /// eviction alone decide. A block that host and device keep handing over
+    /// turns to in-place access under in_place and pin (USM_THRASH).
+    std::string thrashing = "in_place";
+    /// Whether a transfer batch is copied by the CPU (memcpy into device
+    /// memory the host addresses, on devices with device_properties::
+    /// cpu_copies) or on the transfer queue: "auto" copies batches of at most
+    /// cpu_copy_max_to_device bytes towards a device, and of at most
+    /// cpu_copy_max_to_host towards the host, with the CPU; "queue" never;
+    /// "cpu" at every size (USM_COPY_PATH).
+    std::string copy_path = "auto";
+    /// "auto"'s limits (USM_CPU_COPY_MAX=<to device>[,<to host>]; 0 alone
+    /// turns CPU copies off both ways). A queued upload costs a submission
+    /// and a fence, ~50 us on lavapipe; a download is synchronous anyway, so
+    /// towards the host every size is cheaper by CPU (docs/backends.md).
+    std::size_t cpu_copy_max_to_device = std::size_t{1} << 20;
+    std::size_t cpu_copy_max_to_host = ~std::size_t{0};
+    /// Policy objects of the program's own, used instead of the names above
+    /// (each null member leaves its built-in).
+    usm::policies policies;
     /// Where to write a Chrome trace-event JSON file of what usm did (host
     /// faults, migrations, kernels, evictions, waits) when the context is
     /// destroyed; empty for none (USM_TRACE). Opens in Perfetto.

@@ -33,7 +33,10 @@ struct device_properties {
     std::uint64_t max_allocation = 0;       ///< largest single device buffer
     bool dedicated_transfer_queue = false;  ///< migrations run on their own hardware queue
     bool host_addressable = false;          ///< device memory is also CPU memory (software and integrated devices)
-    std::uint64_t cpu_copy_max = 0;  ///< largest migration batch the CPU copies itself instead of a queue (0: none)
+    /// The CPU can copy migration batches into and out of this device's
+    /// memory itself (a CPU device's mapped or fine-grained memory);
+    /// context_options::copy_path decides when it does.
+    bool cpu_copies = false;
     /// Kernels can read and write host memory in place (advice::accessed_by
     /// takes effect): Vulkan with VK_EXT_external_memory_host, OpenCL
     /// devices that share the host's memory (CL_MEM_USE_HOST_PTR without a copy).
