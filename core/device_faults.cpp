@@ -93,7 +93,8 @@ std::vector<fault_record> context_impl::await_faults(lock_type& lock, device_slo
     std::memcpy(&header, host.data(), sizeof header);
     fault_count = header.fault_count;
     std::vector<fault_record> records(std::min(header.fault_count, fault_capacity));
-    std::memcpy(records.data(), host.data() + sizeof(space_block), records.size() * sizeof(fault_record));
+    if (!records.empty())  // memcpy's pointers may not be null, even for no bytes
+        std::memcpy(records.data(), host.data() + sizeof(space_block), records.size() * sizeof(fault_record));
     return records;
 }
 

@@ -26,7 +26,9 @@ public:
     /// What make_room did.
     struct outcome {
         std::size_t pages_left = 0;  ///< pages still over the budget
-        bool busy = false;           ///< some block could not go because in-flight work at the device uses it
+        /// Some block could not be a candidate because in-flight work at the
+        /// device uses it: once that work is done it may go.
+        bool busy = false;
     };
 
     /// Evicts blocks of `dev`, in the eviction policy's order, until

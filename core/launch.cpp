@@ -242,8 +242,11 @@ void context_impl::unwind_staging(lock_type& lock, device_slot& dev, const launc
         try {
             dev.backend->wait(plan.staged);
         } catch (const std::exception& e) {
-            log(log_level::warn, "launch on ", dev.backend->properties().name,
-                ": its staging batch failed too: ", e.what());
+            try {
+                log(log_level::warn, "launch on ", dev.backend->properties().name,
+                    ": its staging batch failed too: ", e.what());
+            } catch (...) {  // the first failure is the one the caller sees
+            }
         }
         lock.lock();
     }

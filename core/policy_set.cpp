@@ -34,15 +34,18 @@ policy_set::policy_set(const context_options& o)
 void policy_set::complain(std::string_view policy) noexcept {
     if (m_complained) return;
     m_complained = true;
-    std::string what = "an exception that is not a std::exception";
     try {
-        throw;
-    } catch (const std::exception& e) {
-        what = e.what();
-    } catch (...) {
+        std::string what = "an exception that is not a std::exception";
+        try {
+            throw;
+        } catch (const std::exception& e) {
+            what = e.what();
+        } catch (...) {
+        }
+        log(log_level::error, "policy '", std::string(policy), "' threw (", what,
+            "); the built-in default answers instead (logged once per context)");
+    } catch (...) {  // no memory for the message: the fallback still answers
     }
-    log(log_level::error, "policy '", std::string(policy), "' threw (", what,
-        "); the built-in default answers instead (logged once per context)");
 }
 
 page_range policy_set::read_ahead(const host_fault_view& fault) {

@@ -2,6 +2,7 @@
 #include "core/residency.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include "core/device_memory.hpp"
 #include "core/diagnostics.hpp"
@@ -13,6 +14,7 @@ std::size_t residency::note_use(device_slot& dev, std::span<const range_request>
     const location l = dev.where;
     ++dev.clock;
     std::size_t missing = 0;
+    std::optional<std::size_t> pinned;  // counted at the first return
     for (const range_request& r : ranges) {
         if (r.in_place) continue;
         allocation& a = *r.alloc;
@@ -26,7 +28,7 @@ std::size_t residency::note_use(device_slot& dev, std::span<const range_request>
             std::size_t lacking = 0;
             for (std::size_t p = first; p < end; ++p) lacking += a.pages[p].copy_at(l) ? 0 : 1;
             missing += lacking;
-            if (lacking != 0) m_thrashing.note_return(a, b, dev, table);
+            if (lacking != 0) m_thrashing.note_return(a, b, dev, table, pinned);
         }
     }
     return missing;
@@ -57,7 +59,8 @@ std::vector<pending_wait> residency::reserve(const char* operation, device_slot&
     if (missing == 0 || resident + missing <= dev.budget_pages) return {};
     const evictor::outcome room =
         m_evict.make_room(dev, resident, resident + missing - dev.budget_pages, ranges, table, inflight);
-    // Everything left is in use by work queued on the device: wait for it.
+    // Blocks in use by work queued on the device could not be offered: wait
+    // for it and ask again, when they can be (once: they are idle then).
     if (room.pages_left != 0 && room.busy) return inflight.ops_at(l);
     // Otherwise what is left over budget lies in blocks these ranges partly
     // need (the rest of such a block stays), at most a block per range end,

@@ -3,6 +3,7 @@
 #include "core/thrashing.hpp"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "core/counters.hpp"
@@ -85,7 +86,7 @@ block_return thrashing_detector::describe(const allocation& a, std::size_t block
     b.cause = why;
     b.times = times;
     b.device_reaches_host = dev.backend->properties().host_memory_in_place;
-    b.budget_blocks = std::max<std::size_t>(dev.budget_pages / m_block_pages, 1);
+    b.budget_blocks = budget_blocks(dev);
     return b;
 }
 
@@ -102,8 +103,7 @@ bool thrashing_detector::act(thrash_action action, allocation& a, std::size_t bl
             return true;
         }
         case thrash_action::pin: {
-            const std::size_t budget_blocks = std::max<std::size_t>(dev.budget_pages / m_block_pages, 1);
-            a.blocks[l][block].pinned_until = dev.evictions + pin_evictions * budget_blocks;
+            a.blocks[l][block].pinned_until = dev.evictions + pin_evictions * budget_blocks(dev);
             count(m_counters, &usm::stats::blocks_pinned, 1, &a, &dev);
             return true;
         }
@@ -111,24 +111,40 @@ bool thrashing_detector::act(thrash_action action, allocation& a, std::size_t bl
     return false;
 }
 
-void thrashing_detector::note_return(allocation& a, std::size_t block, device_slot& dev,
-                                     const allocation_table& table) {
+std::size_t thrashing_detector::pinned_blocks(const device_slot& dev, const allocation_table& table,
+                                              std::optional<std::size_t>& pinned) const {
+    if (!pinned) {
+        std::size_t n = 0;
+        table.for_each([&](const allocation& other) {
+            for (const block_record& o : other.blocks[dev.where]) n += o.pinned_until > dev.evictions ? 1 : 0;
+        });
+        pinned = n;
+    }
+    return *pinned;
+}
+
+void thrashing_detector::note_return(allocation& a, std::size_t block, device_slot& dev, const allocation_table& table,
+                                     std::optional<std::size_t>& pinned) {
     const location l = dev.where;
     block_record& rec = a.blocks[l][block];
+    // Asks the policy about a return for `why`, counted in `times`; resets
+    // the count once the answer is carried out.
+    auto ask = [&](return_cause why, std::uint32_t& times) {
+        block_return b = describe(a, block, dev, why, ++times);
+        b.pinned_blocks = pinned_blocks(dev, table, pinned);
+        const bool was_pinned = rec.pinned_until > dev.evictions;
+        const thrash_action action = m_policies.on_return(b);
+        if (!act(action, a, block, dev)) return;
+        times = 0;
+        if (action == thrash_action::pin && !was_pinned) ++*pinned;
+    };
     if (rec.lost) {
         rec.lost = false;
-        const block_return b = describe(a, block, dev, return_cause::written_elsewhere, ++rec.handovers);
-        if (act(m_policies.on_return(b), a, block, dev)) rec.handovers = 0;
+        ask(return_cause::written_elsewhere, rec.handovers);
     }
-    const std::size_t budget_blocks = std::max<std::size_t>(dev.budget_pages / m_block_pages, 1);
-    const bool soon = rec.evicted_at != 0 && dev.evictions - rec.evicted_at < soon_evictions * budget_blocks;
+    const bool soon = rec.evicted_at != 0 && dev.evictions - rec.evicted_at < soon_evictions * budget_blocks(dev);
     rec.evicted_at = 0;
-    if (!soon) return;
-    block_return b = describe(a, block, dev, return_cause::evicted, ++rec.bounces);
-    table.for_each([&](const allocation& other) {
-        for (const block_record& o : other.blocks[l]) b.pinned_blocks += o.pinned_until > dev.evictions ? 1 : 0;
-    });
-    if (act(m_policies.on_return(b), a, block, dev)) rec.bounces = 0;
+    if (soon) ask(return_cause::evicted, rec.bounces);
 }
 
 }  // namespace usm::detail

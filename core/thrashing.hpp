@@ -12,7 +12,9 @@
 // file carries it out: in-place access (as if advised accessed_by) or pinning.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <optional>
 
 #include "core/allocation_table.hpp"
 #include "core/device_slot.hpp"
@@ -35,14 +37,23 @@ public:
 
     /// Block `block` of `a` is needed on `dev` and lacks pages there: counts
     /// a hand-over or a bounce, asks the policy, and carries out its answer.
-    /// `table` is scanned for pinned blocks only when a bounce is asked
-    /// about. Under the context lock.
-    void note_return(allocation& a, std::size_t block, device_slot& dev, const allocation_table& table);
+    /// `pinned` caches the device's pinned blocks over one reserve: `table`
+    /// is scanned for them the first time a return is asked about. Under the
+    /// context lock.
+    void note_return(allocation& a, std::size_t block, device_slot& dev, const allocation_table& table,
+                     std::optional<std::size_t>& pinned);
 
 private:
     /// Carries out `action` for block `block` of `a` on `dev`; false when it
     /// was none, or could not be taken (in place where the device cannot).
     bool act(thrash_action action, allocation& a, std::size_t block, device_slot& dev);
+    /// `dev`'s budget in blocks (at least one).
+    std::size_t budget_blocks(const device_slot& dev) const noexcept {
+        return std::max<std::size_t>(dev.budget_pages / m_block_pages, 1);
+    }
+    /// Blocks pinned on `dev` now, counted once into `pinned`.
+    std::size_t pinned_blocks(const device_slot& dev, const allocation_table& table,
+                              std::optional<std::size_t>& pinned) const;
     /// The context-wide base of a block_return for block `block` of `a`.
     block_return describe(const allocation& a, std::size_t block, const device_slot& dev, return_cause why,
                           std::uint32_t times) const;

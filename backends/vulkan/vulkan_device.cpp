@@ -234,8 +234,9 @@ device_properties describe_device(const logical_device& dev, const device_offer&
     }
     p.host_addressable = dev.cpu_device || host_visible_main_heap;
     p.host_memory_in_place = dev.host_import;
-    // Mirrors are mapped on a CPU device only (vulkan_memory.cpp): there the
-    // CPU may copy batches itself.
+    // A CPU device's mirrors are all mapped (vulkan_memory.cpp takes a
+    // host-coherent type for them, or fails): there the CPU may copy
+    // batches itself.
     p.cpu_copies = dev.cpu_device;
     return p;
 }

@@ -66,14 +66,21 @@ mirror::mirror(std::shared_ptr<const logical_device> device, std::size_t bytes)
         throw_error(errc::unsupported, "create_mirror on ", dev.name, ": a ", format_bytes(bytes), " buffer needs ",
                     requirements.size, " bytes of memory; maxMemoryAllocationSize is ", dev.max_memory_allocation);
 
-    // Device-local; avoid host-visible types where there is a choice, which on
-    // a discrete GPU are the small BAR window.
-    const auto type =
-        find_memory_type(dev.memory, requirements.memoryTypeBits, vk::MemoryPropertyFlagBits::eDeviceLocal, {},
-                         vk::MemoryPropertyFlagBits::eHostVisible);
-    const auto any_type = find_memory_type(dev.memory, requirements.memoryTypeBits, {});
+    // On a GPU: device-local, avoiding host-visible types where there is a
+    // choice, which on a discrete GPU are the small BAR window. On a CPU
+    // device the memory is host memory anyway: a type the host maps
+    // coherently, so the core may copy batches with the CPU
+    // (device_properties::cpu_copies promises it for every mirror).
+    const auto host_access = vk::MemoryPropertyFlagBits::eHostVisible | vk::MemoryPropertyFlagBits::eHostCoherent;
+    const auto type = dev.cpu_device ? find_memory_type(dev.memory, requirements.memoryTypeBits, host_access,
+                                                        vk::MemoryPropertyFlagBits::eDeviceLocal)
+                                     : find_memory_type(dev.memory, requirements.memoryTypeBits,
+                                                        vk::MemoryPropertyFlagBits::eDeviceLocal, {},
+                                                        vk::MemoryPropertyFlagBits::eHostVisible);
+    const auto any_type = dev.cpu_device ? type : find_memory_type(dev.memory, requirements.memoryTypeBits, {});
     if (!type && !any_type)
-        throw_error(errc::unsupported, "create_mirror on ", dev.name, ": no memory type for a storage buffer");
+        throw_error(errc::unsupported, "create_mirror on ", dev.name, ": no memory type for a storage buffer",
+                    dev.cpu_device ? " that the host maps coherently (a CPU device's mirrors must be)" : "");
 
     const vk::MemoryAllocateFlagsInfo flags_info(vk::MemoryAllocateFlagBits::eDeviceAddress);
     const vk::MemoryDedicatedAllocateInfo dedicated_info({}, *m_buffer, &flags_info);
@@ -87,12 +94,10 @@ mirror::mirror(std::shared_ptr<const logical_device> device, std::size_t bytes)
              "mirror of ", format_bytes(bytes));
     m_address = handle.getBufferAddress(vk::BufferDeviceAddressInfo(*m_buffer));
 
-    // On a CPU device the mirror is host memory anyway: map it, so small
-    // transfers can be CPU copies (transfer_engine). On a GPU a host-visible
-    // type is the BAR window, where host reads crawl: never mapped.
-    const auto host_access = vk::MemoryPropertyFlagBits::eHostVisible | vk::MemoryPropertyFlagBits::eHostCoherent;
-    if (dev.cpu_device &&
-        (dev.memory.memoryTypes[allocate_info.memoryTypeIndex].propertyFlags & host_access) == host_access)
+    // On a CPU device the mirror is mapped, so transfers can be CPU copies
+    // (transfer_engine). On a GPU a host-visible type is the BAR window,
+    // where host reads crawl: never mapped.
+    if (dev.cpu_device)
         m_mapped = static_cast<std::byte*>(take_vk(handle.mapMemory(*m_memory, 0, VK_WHOLE_SIZE), errc::out_of_memory,
                                                    "vkMapMemory", dev.name, "mirror of ", format_bytes(bytes)));
 }

@@ -16,11 +16,15 @@
 //   (a read-ahead range is cut to its allocation and to pages no kernel is
 //   writing; an eviction order names candidates only; a copy path the device
 //   cannot take is not taken).
-// * Calls come with the context's lock held, on the thread doing the work: the
-//   faulting thread (read-ahead; the userfaultfd handler thread on that fault
-//   path), or the thread that launches, prefetches or allocates (eviction,
-//   thrashing, copy path). One context never calls one policy object from two
-//   threads at once; an object shared by several contexts must guard itself.
+// * Calls come with the context's lock held, on the thread doing the work: for
+//   read-ahead, the faulting thread (the userfaultfd handler thread on that
+//   fault path); for eviction and thrashing, the thread that launches,
+//   prefetches or allocates; for the copy path, any of these and a thread
+//   calling context::host_access, since downloads happen on host faults,
+//   evictions and fault-log read-backs too. One context never calls one
+//   policy object from two threads at once; an object shared by several
+//   contexts must guard itself. What a call is given (views, spans) is valid
+//   during the call only.
 // * A policy must not call usm (any context, device or ptr member), must not
 //   touch usm memory through a pointer (a host fault under the lock aborts
 //   the process with a message), must not block on anything usm may wait for,
@@ -115,7 +119,10 @@ public:
     /// pages are gone; an index out of range or given twice is ignored.
     /// Leaving candidates out keeps them: the device then stays over its
     /// budget by what they hold (device memory is not exhausted by that
-    /// alone; the driver reports out_of_memory if it is).
+    /// alone; the driver reports out_of_memory if it is). Blocks in use by
+    /// in-flight work at the device are not candidates; when the device is
+    /// still over budget and such blocks exist, usm waits for that work and
+    /// asks again, with them among the candidates.
     virtual void choose(const eviction_request& request, std::span<const eviction_candidate> candidates,
                         std::vector<std::size_t>& order) = 0;
 };
@@ -134,10 +141,9 @@ struct block_return {
     std::size_t block = 0;
     std::size_t device = 0;  ///< index in context::devices()
     return_cause cause = return_cause::evicted;
-    /// Times in a row it came back for this cause, this one included (usm
-    /// starts again from zero when the policy acts, and, for evictions, when
-    /// the block stayed away longer than "soon": four budgets' worth of
-    /// evictions on the device).
+    /// Times it came back for this cause since the policy last acted on it,
+    /// this one included. Returns after eviction count only when they come
+    /// "soon": within four budgets' worth of evictions on the device.
     std::uint32_t times = 0;
     bool device_reaches_host = false;  ///< the device can use host memory in place
     std::size_t budget_blocks = 0;     ///< the device's budget, in blocks
