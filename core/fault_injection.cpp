@@ -22,17 +22,9 @@ armed g_armed[3];
 std::atomic<bool> g_any{false};
 std::atomic<unsigned> g_fired{0};
 
-const char* name(injected_call call) {
-    switch (call) {
-        case injected_call::upload:
-            return "upload";
-        case injected_call::download:
-            return "download";
-        case injected_call::create_mirror:
-            return "create_mirror";
-    }
-    return "?";
-}
+/// By injected_call's value.
+constexpr const char* call_names[] = {"upload", "download", "create_mirror"};
+const char* name(injected_call call) { return call_names[static_cast<int>(call)]; }
 
 }  // namespace
 

@@ -39,16 +39,10 @@ struct launch_plan {
 
 namespace {
 
+/// usm::access as written in code (its values are bits: read 1, write 2).
 const char* access_name(access a) noexcept {
-    switch (a) {
-        case access::read:
-            return "read";
-        case access::write:
-            return "write";
-        case access::read_write:
-            return "read_write";
-    }
-    return "?";
+    constexpr const char* names[] = {"?", "read", "write", "read_write"};
+    return names[static_cast<unsigned>(a) & 3u];
 }
 
 dims to_dims(const char* what, std::size_t x, std::size_t y, std::size_t z) {

@@ -52,24 +52,7 @@ protected:
         if (ctx) ctx->impl().check_invariants();
     }
 
-    usm::stats since(const usm::stats& before) const {
-        const usm::stats now = ctx->stats();
-        usm::stats d;
-        d.host_read_faults = now.host_read_faults - before.host_read_faults;
-        d.host_write_faults = now.host_write_faults - before.host_write_faults;
-        d.pages_to_device = now.pages_to_device - before.pages_to_device;
-        d.pages_to_host = now.pages_to_host - before.pages_to_host;
-        d.pages_read_ahead = now.pages_read_ahead - before.pages_read_ahead;
-        d.transfer_batches = now.transfer_batches - before.transfer_batches;
-        d.kernel_waits = now.kernel_waits - before.kernel_waits;
-        d.blocks_evicted = now.blocks_evicted - before.blocks_evicted;
-        d.pages_evicted = now.pages_evicted - before.pages_evicted;
-        d.pages_written_back = now.pages_written_back - before.pages_written_back;
-        d.blocks_pinned = now.blocks_pinned - before.blocks_pinned;
-        d.pages_in_place = now.pages_in_place - before.pages_in_place;
-        d.blocks_in_place = now.blocks_in_place - before.blocks_in_place;
-        return d;
-    }
+    usm::stats since(const usm::stats& before) const { return usm_test::stats_delta(ctx->stats(), before); }
 
     /// The words of `x` made device-exclusive by the fill kernel.
     void fill_on_device(usm::ptr<std::uint32_t> x, std::size_t n, std::uint32_t seed) {
@@ -91,35 +74,32 @@ protected:
 
 /* --- read-ahead ------------------------------------------------------------ */
 
-TEST_F(policies, density_read_ahead_brings_a_sequential_sweep_home_in_seven_faults) {
-    open();
-    const std::size_t n = 4 * block_words;  // 64 pages, device-exclusive
-    auto x = ctx->alloc<std::uint32_t>(n);
-    fill_on_device(x, n, 7);
-    const usm::stats before = ctx->stats();
-    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(x[i], usm_test::fill_value(i, 7)) << i;
-    // Faults at pages 0, 1, 3, 9, 25, 41, 57: each window twice the run
-    // before it, up to a block (16 pages) ahead.
-    const usm::stats d = since(before);
-    EXPECT_EQ(d.host_read_faults, 7u);
-    EXPECT_EQ(d.pages_to_host, 64u);
-    EXPECT_EQ(d.pages_read_ahead, 57u);
-    EXPECT_EQ(d.transfer_batches, 7u);
-}
-
-TEST_F(policies, no_read_ahead_brings_each_page_of_a_sweep_alone) {
-    usm::context_options o = usm_test::fake::context_options();
-    o.read_ahead = "off";
-    open(o);
-    const std::size_t n = 4 * block_words;
-    auto x = ctx->alloc<std::uint32_t>(n);
-    fill_on_device(x, n, 7);
-    const usm::stats before = ctx->stats();
-    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(x[i], usm_test::fill_value(i, 7)) << i;
-    const usm::stats d = since(before);
-    EXPECT_EQ(d.host_read_faults, 64u);
-    EXPECT_EQ(d.pages_to_host, 64u);
-    EXPECT_EQ(d.pages_read_ahead, 0u);
+// density: faults at pages 0, 1, 3, 9, 25, 41, 57, each window twice the
+// run before it, up to a block (16 pages) ahead; off: each page alone.
+TEST_F(policies, a_sequential_sweep_takes_seven_faults_with_density_read_ahead_and_one_a_page_without) {
+    struct expected {
+        const char* read_ahead;
+        std::uint64_t faults, pages_read_ahead, batches;
+    };
+    for (const expected& e : {expected{"density", 7, 57, 7}, expected{"off", 64, 0, 64}}) {
+        SCOPED_TRACE(e.read_ahead);
+        usm::context_options o = usm_test::fake::context_options();
+        o.read_ahead = e.read_ahead;
+        open(o);
+        const std::size_t n = 4 * block_words;  // 64 pages, device-exclusive
+        auto x = ctx->alloc<std::uint32_t>(n);
+        fill_on_device(x, n, 7);
+        const usm::stats before = ctx->stats();
+        for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(x[i], usm_test::fill_value(i, 7)) << i;
+        const usm::stats d = since(before);
+        EXPECT_EQ(d.host_read_faults, e.faults);
+        EXPECT_EQ(d.pages_to_host, 64u);
+        EXPECT_EQ(d.pages_read_ahead, e.pages_read_ahead);
+        EXPECT_EQ(d.transfer_batches, e.batches);
+        ctx->impl().check_invariants();
+        ctx->free(x);
+        ctx.reset();
+    }
 }
 
 TEST_F(policies, density_read_ahead_fills_a_region_once_more_than_half_is_home) {

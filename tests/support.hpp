@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -41,6 +42,23 @@ inline std::uint32_t slow_value(std::uint32_t i, std::uint32_t rounds) {
     std::uint32_t v = i;
     for (std::uint32_t r = 0; r < rounds; ++r) v = v * 1664525u + 1013904223u;
     return v;
+}
+
+/// The counters that grew from `before` to `now`, each as the difference
+/// (the live gauges, allocations and bytes_allocated, as they are in `now`).
+inline usm::stats stats_delta(const usm::stats& now, const usm::stats& before) {
+    usm::stats d = now;
+    auto minus = [&](std::uint64_t usm::stats::*counter) { d.*counter -= before.*counter; };
+    for (auto counter : {&usm::stats::host_read_faults, &usm::stats::host_write_faults, &usm::stats::pages_to_device,
+                         &usm::stats::bytes_to_device, &usm::stats::pages_to_host, &usm::stats::bytes_to_host,
+                         &usm::stats::pages_read_ahead, &usm::stats::pages_zero_filled, &usm::stats::transfer_batches,
+                         &usm::stats::launches, &usm::stats::kernel_waits, &usm::stats::blocks_evicted,
+                         &usm::stats::pages_evicted, &usm::stats::pages_written_back, &usm::stats::blocks_pinned,
+                         &usm::stats::pages_in_place, &usm::stats::blocks_in_place, &usm::stats::device_faults,
+                         &usm::stats::replays}) {
+        minus(counter);
+    }
+    return d;
 }
 
 /// True in CI, where a missing backend is a failure rather than a skip.
@@ -101,30 +119,7 @@ protected:
     }
 
     /// Counter deltas since `before`.
-    usm::stats since(const usm::stats& before) const {
-        usm::stats now = ctx->stats();
-        usm::stats d;
-        d.host_read_faults = now.host_read_faults - before.host_read_faults;
-        d.host_write_faults = now.host_write_faults - before.host_write_faults;
-        d.pages_to_device = now.pages_to_device - before.pages_to_device;
-        d.bytes_to_device = now.bytes_to_device - before.bytes_to_device;
-        d.pages_to_host = now.pages_to_host - before.pages_to_host;
-        d.bytes_to_host = now.bytes_to_host - before.bytes_to_host;
-        d.pages_read_ahead = now.pages_read_ahead - before.pages_read_ahead;
-        d.pages_zero_filled = now.pages_zero_filled - before.pages_zero_filled;
-        d.transfer_batches = now.transfer_batches - before.transfer_batches;
-        d.launches = now.launches - before.launches;
-        d.kernel_waits = now.kernel_waits - before.kernel_waits;
-        d.blocks_evicted = now.blocks_evicted - before.blocks_evicted;
-        d.pages_evicted = now.pages_evicted - before.pages_evicted;
-        d.pages_written_back = now.pages_written_back - before.pages_written_back;
-        d.blocks_pinned = now.blocks_pinned - before.blocks_pinned;
-        d.pages_in_place = now.pages_in_place - before.pages_in_place;
-        d.blocks_in_place = now.blocks_in_place - before.blocks_in_place;
-        d.device_faults = now.device_faults - before.device_faults;
-        d.replays = now.replays - before.replays;
-        return d;
-    }
+    usm::stats since(const usm::stats& before) const { return stats_delta(ctx->stats(), before); }
 
     std::unique_ptr<usm::context> ctx;
     usm::device* dev = nullptr;
