@@ -50,6 +50,11 @@ public:
     bool host_valid(std::size_t p) const noexcept override {
         return p < m_a.page_count && m_a.pages[p].valid_at(host_location);
     }
+    std::size_t host_valid_count(std::size_t first, std::size_t end) const noexcept override {
+        std::size_t valid = 0;
+        for (std::size_t p = first; p < std::min(end, m_a.page_count); ++p) valid += m_a.pages[p].valid_at(host_location);
+        return valid;
+    }
 
 private:
     const detail::allocation& m_a;

@@ -35,17 +35,23 @@ private:
     /// block: the largest one more than half host-valid (counting what a
     /// smaller dense region already brings) is brought back whole. A
     /// sequential sweep so faults at pages 0, 1, 2, 4, 8, ... of a block; a
-    /// random one stays at single pages until its pages fill in.
+    /// random one stays at single pages until its pages fill in. Each region
+    /// is the one before it and its sibling half, so only the sibling is
+    /// counted: about a block's pages per fault, read in two runs a size.
     static page_range dense_region(const host_fault_view& f) {
-        page_range r{f.page, f.page + 1};
+        page_range r{f.page, f.page + 1};  // what the fault brings so far
+        std::size_t r_valid = 0;           // of r, pages the host already holds
+        page_range region = r;
+        std::size_t region_valid = 0;
         for (std::size_t size = 2; size <= f.block_pages; size *= 2) {
             const std::size_t lo = f.page & ~(size - 1);
             const std::size_t hi = std::min(lo + size, f.page_count);
-            std::size_t valid = r.end - r.first;
-            for (std::size_t q = lo; q < hi; ++q)
-                if ((q < r.first || q >= r.end) && f.host_valid(q)) ++valid;
+            region_valid += f.host_valid_count(lo, region.first) + f.host_valid_count(region.end, hi);
+            region = {lo, hi};
+            const std::size_t valid = (r.end - r.first) + (region_valid - r_valid);
             if (2 * valid <= size) continue;  // a larger region may still be dense
-            r = {lo, hi};
+            r = region;
+            r_valid = region_valid;
         }
         return r;
     }

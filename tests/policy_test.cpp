@@ -5,6 +5,7 @@
 // lavapipe and PoCL by the device suites.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -123,6 +124,62 @@ TEST_F(policies, density_read_ahead_fills_a_region_once_more_than_half_is_home) 
     EXPECT_EQ(d.pages_read_ahead, 1u);
     EXPECT_EQ(ctx->query(x + 3 * page_words, 1).host_pages, 1u);
     EXPECT_EQ(ctx->query(x + 4 * page_words, 1).host_pages, 0u);
+}
+
+/// A fault over a bitmap of host copies, for asking a policy directly.
+class bitmap_fault final : public usm::host_fault_view {
+public:
+    explicit bitmap_fault(std::vector<bool> held, std::size_t block) : m_held(std::move(held)) {
+        page_count = m_held.size();
+        block_pages = block;
+    }
+    bool host_valid(std::size_t p) const noexcept override { return p < m_held.size() && m_held[p]; }
+    std::size_t host_valid_count(std::size_t first, std::size_t end) const noexcept override {
+        std::size_t n = 0;
+        for (std::size_t p = first; p < end; ++p) n += host_valid(p);
+        return n;
+    }
+
+private:
+    std::vector<bool> m_held;
+};
+
+/// The density rule as documented, page by page: the largest aligned region
+/// more than half held (counting the region chosen so far as held), then the
+/// sweep window of twice the held run before the page, up to a block.
+usm::page_range density_reference(const bitmap_fault& f) {
+    usm::page_range r{f.page, f.page + 1};
+    for (std::size_t size = 2; size <= f.block_pages; size *= 2) {
+        const std::size_t lo = f.page & ~(size - 1), hi = std::min(lo + size, f.page_count);
+        std::size_t valid = 0;
+        for (std::size_t q = lo; q < hi; ++q) valid += (q >= r.first && q < r.end) || f.host_valid(q);
+        if (2 * valid > size) r = {lo, hi};
+    }
+    std::size_t run = 0;
+    while (run < f.block_pages && run < f.page && f.host_valid(f.page - 1 - run)) ++run;
+    if (run > 0) r.end = std::max(r.end, std::min({f.page + 2 * run, f.page + f.block_pages, f.page_count}));
+    return r;
+}
+
+TEST(density_read_ahead, answers_as_its_rule_over_random_host_copies_with_one_count_per_half_region) {
+    auto density = usm::make_read_ahead_policy("density");
+    std::uint32_t seed = 12345;
+    auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+    for (int trial = 0; trial < 400; ++trial) {
+        const std::size_t block = trial % 2 ? 16 : 512;
+        const std::size_t pages = 3 * block + next() % block;  // a partial block at the end
+        const unsigned density_percent = next() % 101;      // from empty to full
+        std::vector<bool> held(pages);
+        for (std::size_t p = 0; p < pages; ++p) held[p] = next() % 100 < density_percent;
+        const std::size_t page = next() % pages;
+        held[page] = false;  // usm asks only when the host lacks the page
+        bitmap_fault f(held, block);
+        f.page = page;
+        const usm::page_range expected = density_reference(f);
+        const usm::page_range got = density->on_host_fault(f);
+        ASSERT_EQ(got.first, expected.first) << "trial " << trial << " page " << f.page;
+        ASSERT_EQ(got.end, expected.end) << "trial " << trial << " page " << f.page;
+    }
 }
 
 /// A program's read-ahead: everything from the faulting page to `to`, which

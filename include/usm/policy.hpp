@@ -63,6 +63,10 @@ public:
 
     /// The host holds a valid copy of `page` (< page_count).
     virtual bool host_valid(std::size_t page) const noexcept = 0;
+    /// How many pages of [first, end) the host holds valid copies of (pages
+    /// at or past page_count count as not held). One call for a run: a policy
+    /// that looks at whole regions should not pay a virtual call per page.
+    virtual std::size_t host_valid_count(std::size_t first, std::size_t end) const noexcept = 0;
 
 protected:
     host_fault_view() = default;
