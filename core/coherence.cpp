@@ -52,7 +52,8 @@ public:
     }
     std::size_t host_valid_count(std::size_t first, std::size_t end) const noexcept override {
         std::size_t valid = 0;
-        for (std::size_t p = first; p < std::min(end, m_a.page_count); ++p) valid += m_a.pages[p].valid_at(host_location);
+        for (std::size_t p = first; p < std::min(end, m_a.page_count); ++p)
+            valid += m_a.pages[p].valid_at(host_location);
         return valid;
     }
 

@@ -168,7 +168,7 @@ TEST(density_read_ahead, answers_as_its_rule_over_random_host_copies_with_one_co
     for (int trial = 0; trial < 400; ++trial) {
         const std::size_t block = trial % 2 ? 16 : 512;
         const std::size_t pages = 3 * block + next() % block;  // a partial block at the end
-        const unsigned density_percent = next() % 101;      // from empty to full
+        const unsigned density_percent = next() % 101;         // from empty to full
         std::vector<bool> held(pages);
         for (std::size_t p = 0; p < pages; ++p) held[p] = next() % 100 < density_percent;
         const std::size_t page = next() % pages;

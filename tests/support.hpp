@@ -49,13 +49,13 @@ inline std::uint32_t slow_value(std::uint32_t i, std::uint32_t rounds) {
 inline usm::stats stats_delta(const usm::stats& now, const usm::stats& before) {
     usm::stats d = now;
     auto minus = [&](std::uint64_t usm::stats::*counter) { d.*counter -= before.*counter; };
-    for (auto counter : {&usm::stats::host_read_faults, &usm::stats::host_write_faults, &usm::stats::pages_to_device,
-                         &usm::stats::bytes_to_device, &usm::stats::pages_to_host, &usm::stats::bytes_to_host,
-                         &usm::stats::pages_read_ahead, &usm::stats::pages_zero_filled, &usm::stats::transfer_batches,
-                         &usm::stats::launches, &usm::stats::kernel_waits, &usm::stats::blocks_evicted,
-                         &usm::stats::pages_evicted, &usm::stats::pages_written_back, &usm::stats::blocks_pinned,
-                         &usm::stats::pages_in_place, &usm::stats::blocks_in_place, &usm::stats::device_faults,
-                         &usm::stats::replays}) {
+    for (auto counter :
+         {&usm::stats::host_read_faults, &usm::stats::host_write_faults, &usm::stats::pages_to_device,
+          &usm::stats::bytes_to_device, &usm::stats::pages_to_host, &usm::stats::bytes_to_host,
+          &usm::stats::pages_read_ahead, &usm::stats::pages_zero_filled, &usm::stats::transfer_batches,
+          &usm::stats::launches, &usm::stats::kernel_waits, &usm::stats::blocks_evicted, &usm::stats::pages_evicted,
+          &usm::stats::pages_written_back, &usm::stats::blocks_pinned, &usm::stats::pages_in_place,
+          &usm::stats::blocks_in_place, &usm::stats::device_faults, &usm::stats::replays}) {
         minus(counter);
     }
     return d;
